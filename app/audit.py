@@ -1,0 +1,89 @@
+"""The audit log, written by one session hook for every change of every audited table.
+
+Services need not remember to audit: whatever they add, change or delete through the ORM in
+a request is logged with the acting user, in the same transaction.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from decimal import Decimal
+from enum import Enum
+from typing import Any
+
+from sqlalchemy import event, inspect
+from sqlalchemy.orm import Session
+
+from app.models.platform import AuditEntry
+
+# Never copied into the audit log.
+_SECRET_COLUMNS = frozenset({"password_hash", "secret", "token_digest"})
+_NOISE_COLUMNS = frozenset({"version", "updated_at"})
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID | Decimal):
+        return str(value)
+    if isinstance(value, Enum):
+        return value.value
+    return value
+
+
+def _columns(obj: Any) -> list[str]:
+    return [c.key for c in inspect(obj).mapper.column_attrs if c.key not in _SECRET_COLUMNS]
+
+
+def _snapshot(obj: Any) -> dict[str, Any]:
+    return {key: _jsonable(getattr(obj, key)) for key in _columns(obj)}
+
+
+def _changes(obj: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    state = inspect(obj)
+    before: dict[str, Any] = {}
+    after: dict[str, Any] = {}
+    for key in _columns(obj):
+        if key in _NOISE_COLUMNS:
+            continue
+        history = state.attrs[key].history
+        if not history.has_changes():
+            continue
+        old = history.deleted[0] if history.deleted else None
+        new = history.added[0] if history.added else None
+        if old == new:
+            continue
+        before[key] = _jsonable(old)
+        after[key] = _jsonable(new)
+    return before, after
+
+
+def _entry(session: Session, obj: Any, action: str, before: Any, after: Any) -> AuditEntry:
+    return AuditEntry(
+        actor_id=session.info.get("actor_id"),
+        action=action,
+        entity_type=obj.__tablename__,
+        entity_id=obj.id,
+        region_id=getattr(obj, "region_id", None),
+        before=before,
+        after=after,
+    )
+
+
+@event.listens_for(Session, "before_flush")
+def _audit_before_flush(session: Session, _context: Any, _instances: Any) -> None:
+    entries: list[AuditEntry] = []
+    for obj in session.new:
+        if getattr(obj, "__audited__", False):
+            entries.append(_entry(session, obj, "create", None, _snapshot(obj)))
+    for obj in session.dirty:
+        if getattr(obj, "__audited__", False) and session.is_modified(obj):
+            before, after = _changes(obj)
+            if after:
+                action = "delete" if after.get("deleted_at") else "update"
+                entries.append(_entry(session, obj, action, before, after))
+    for obj in session.deleted:
+        if getattr(obj, "__audited__", False):
+            entries.append(_entry(session, obj, "delete", _snapshot(obj), None))
+    session.add_all(entries)

@@ -1,0 +1,74 @@
+"""Process settings, read from the environment (prefix ``SALESDESK_``) and ``.env``."""
+
+from __future__ import annotations
+
+import secrets
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+EMBEDDED_DATABASE_URL = "sqlite+aiosqlite:///./var/salesdesk.db"
+VAR_DIR = Path("var")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="SALESDESK_", env_file=".env", extra="ignore", populate_by_name=True
+    )
+
+    database_url: str = Field(
+        default=EMBEDDED_DATABASE_URL,
+        validation_alias=AliasChoices("SALESDESK_DATABASE_URL", "DATABASE_URL"),
+    )
+    secret_key: str | None = None
+    access_token_minutes: int = Field(default=15, ge=1, le=24 * 60)
+    refresh_token_days: int = Field(default=30, ge=1, le=365)
+    log_level: str = "INFO"
+    log_json: bool = True
+    currency: str = "CNY"
+    time_zone: str = "Asia/Shanghai"
+    seed_demo: bool = True
+    db_pool_size: int = Field(default=10, ge=1)
+    db_max_overflow: int = Field(default=10, ge=0)
+    idempotency_ttl_hours: int = Field(default=24, ge=1)
+    webhook_retry_delays: str = "5,300,1800,7200,18000,36000,36000"
+    webhook_allow_private_urls: bool = False
+    rate_limit_enabled: bool = False
+
+    @field_validator("database_url")
+    @classmethod
+    def _normalise_url(cls, value: str) -> str:
+        # Heroku-style and plain libpq URLs are honoured: they name the async driver we ship.
+        for prefix in ("postgres://", "postgresql://"):
+            if value.startswith(prefix):
+                return "postgresql+asyncpg://" + value[len(prefix) :]
+        return value
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def is_embedded_default(self) -> bool:
+        return self.database_url == EMBEDDED_DATABASE_URL
+
+    def signing_key(self) -> str:
+        """The JWT signing key: configured, or generated once and kept in ./var on SQLite."""
+        if self.secret_key:
+            return self.secret_key
+        if not self.is_sqlite:
+            raise RuntimeError("SALESDESK_SECRET_KEY is required with a non-embedded database")
+        key_file = VAR_DIR / "secret_key"
+        if not key_file.exists():
+            VAR_DIR.mkdir(parents=True, exist_ok=True)
+            key_file.write_text(secrets.token_urlsafe(48))
+            key_file.chmod(0o600)
+        self.secret_key = key_file.read_text().strip()
+        return self.secret_key
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

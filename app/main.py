@@ -1,0 +1,94 @@
+"""The application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from asgi_correlation_id import CorrelationIdMiddleware
+from fastapi import APIRouter, FastAPI
+from fastapi.routing import APIRoute
+
+from app import audit  # noqa: F401  (registers the audit hook on every session)
+from app.config import Settings, get_settings
+from app.db import Database, create_engine
+from app.errors import install_error_handlers
+from app.idempotency import IdempotencyMiddleware
+from app.logging import configure_logging
+from app.middleware import AccessLogMiddleware
+from app.routers import activity, auth, customers, follow_ups, health, people
+
+API_PREFIX = "/api/v1"
+
+DESCRIPTION = """
+Salesdesk is the back end of a sales department's CRM: customers and follow-ups, the
+pipeline, quotes, contracts, complaints and performance.
+
+* Authenticate with `POST /api/v1/auth/token` and send `Authorization: Bearer <token>`.
+* Errors are RFC 9457 problem details (`application/problem+json`).
+* Lists use keyset pagination: pass `next_cursor` back as `cursor`.
+* `POST` accepts an `Idempotency-Key` header; mutable resources carry `ETag` and honour `If-Match`.
+"""
+
+
+def _operation_id(route: APIRoute) -> str:
+    # Route functions are named <domain>_<action>: that name is the operationId.
+    return route.name
+
+
+def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    configure_logging(settings.log_level, settings.log_json)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        owned = database is None
+        app.state.database = database or Database(create_engine(settings))
+        try:
+            yield
+        finally:
+            if owned:
+                await app.state.database.dispose()
+
+    app = FastAPI(
+        title="Salesdesk API",
+        version="1.0.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        generate_unique_id_function=_operation_id,
+        openapi_tags=[
+            {"name": "auth", "description": "Tokens and the current user."},
+            {"name": "regions", "description": "Sales regions (the director manages them)."},
+            {"name": "users", "description": "Directors, regional managers and reps."},
+            {"name": "customers", "description": "Customers, classification and ownership."},
+            {"name": "contacts", "description": "People at a customer."},
+            {"name": "follow-ups", "description": "Calls, visits and meetings, planned or done."},
+            {"name": "events", "description": "The event feed, for integrations that poll."},
+            {"name": "audit", "description": "Who changed what, when."},
+            {"name": "health", "description": "Liveness, readiness and metrics."},
+        ],
+    )
+    if database is not None:
+        app.state.database = database
+    install_error_handlers(app)
+
+    api = APIRouter(prefix=API_PREFIX)
+    for router in (
+        auth.router,
+        people.regions,
+        people.users,
+        customers.router,
+        customers.contacts,
+        follow_ups.router,
+        activity.events,
+        activity.audit,
+    ):
+        api.include_router(router)
+    app.include_router(api)
+    app.include_router(health.router)
+
+    # Added inside out: the last one added runs first.
+    app.add_middleware(IdempotencyMiddleware)
+    app.add_middleware(AccessLogMiddleware)
+    app.add_middleware(CorrelationIdMiddleware, header_name="X-Request-ID")
+    return app

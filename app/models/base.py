@@ -1,0 +1,66 @@
+"""What every table shares: metadata naming, UUID keys, versions and timestamps."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, ClassVar
+
+from pydantic import ConfigDict
+from sqlalchemy import JSON, BigInteger, Integer
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import declared_attr
+from sqlmodel import Field, SQLModel
+
+from app.models.types import UTCDateTime, utcnow
+
+SQLModel.metadata.naming_convention = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+JSONType = JSON().with_variant(JSONB(), "postgresql")
+# SQLite only auto-numbers a column declared exactly INTEGER PRIMARY KEY.
+SerialType = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class RecordBase(SQLModel):
+    """Columns of every mutable resource.
+
+    ``version`` is SQLAlchemy's version counter: every UPDATE carries
+    ``WHERE version = :seen``, so of two concurrent writers only one can win.
+    Instances are audited (see ``app.audit``) unless a table sets ``__audited__ = False``.
+    """
+
+    __audited__: ClassVar[bool] = True
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    version: int = Field(default=1)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    updated_at: datetime = Field(
+        default_factory=utcnow, sa_type=UTCDateTime, sa_column_kwargs={"onupdate": utcnow}
+    )
+
+    @declared_attr.directive
+    def __mapper_args__(cls) -> dict[str, Any]:
+        return {"version_id_col": cls.__table__.c.version}
+
+
+class InputSchema(SQLModel):
+    """Request bodies: unknown or read-only fields are refused (422), never ignored."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)  # type: ignore[assignment]
+
+
+class ReadSchema(SQLModel):
+    model_config = ConfigDict(from_attributes=True)  # type: ignore[assignment]
+
+
+class ResourceRead(ReadSchema):
+    id: uuid.UUID
+    version: int
+    created_at: datetime
+    updated_at: datetime

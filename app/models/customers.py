@@ -1,0 +1,261 @@
+"""Customers, their contacts and follow-ups."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+
+import pydantic
+from pydantic import EmailStr, model_validator
+from sqlalchemy import Index, String, Text, text
+from sqlmodel import Field
+
+from app.models.base import InputSchema, RecordBase, ResourceRead
+from app.models.types import UTCDateTime
+
+
+class Classification(StrEnum):
+    A = "A"
+    B = "B"
+    C = "C"
+
+
+class CustomerStatus(StrEnum):
+    PROSPECT = "prospect"
+    ACTIVE = "active"
+    DORMANT = "dormant"
+    LOST = "lost"
+
+
+class LeadSource(StrEnum):
+    EXHIBITION = "exhibition"
+    REFERRAL = "referral"
+    WEB = "web"
+    ADVERTISING = "advertising"
+    COLD_CALL = "cold_call"
+    EXISTING_CUSTOMER = "existing_customer"
+    OTHER = "other"
+
+
+class FollowUpKind(StrEnum):
+    CALL = "call"
+    EMAIL = "email"
+    VISIT = "visit"
+    MEETING = "meeting"
+    RETURN_VISIT = "return_visit"
+    OTHER = "other"
+
+
+class FollowUpStatus(StrEnum):
+    PLANNED = "planned"
+    DONE = "done"
+
+
+class Customer(RecordBase, table=True):
+    __tablename__ = "customers"
+    __table_args__ = (
+        # Duplicates are refused among live customers only; a deleted one frees its name.
+        Index(
+            "uq_customers_name_key_live",
+            "name_key",
+            unique=True,
+            sqlite_where=text("deleted_at IS NULL"),
+            postgresql_where=text("deleted_at IS NULL"),
+        ),
+        Index(
+            "uq_customers_phone_key_live",
+            "phone_key",
+            unique=True,
+            sqlite_where=text("deleted_at IS NULL AND phone_key IS NOT NULL"),
+            postgresql_where=text("deleted_at IS NULL AND phone_key IS NOT NULL"),
+        ),
+        Index("ix_customers_owner_created", "owner_id", "created_at", "id"),
+        Index("ix_customers_region_created", "region_id", "created_at", "id"),
+        Index("ix_customers_follow_up_due_at", "follow_up_due_at"),
+    )
+
+    name: str = Field(max_length=200)
+    name_key: str = Field(max_length=200)
+    industry: str | None = Field(default=None, max_length=200)
+    address: str | None = Field(default=None, max_length=500)
+    phone: str | None = Field(default=None, max_length=50)
+    phone_key: str | None = Field(default=None, max_length=50)
+    email: str | None = Field(default=None, max_length=254)
+    source: str | None = Field(default=None, sa_type=String(32))
+    needs: str | None = Field(default=None, sa_type=Text)
+    classification: str = Field(default=Classification.C, sa_type=String(1), index=True)
+    suggested_classification: str = Field(default=Classification.C, sa_type=String(1))
+    classification_overridden: bool = Field(default=False)
+    classification_reason: str | None = Field(default=None, max_length=500)
+    classified_by_id: uuid.UUID | None = Field(default=None, foreign_key="users.id")
+    classified_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    status: str = Field(default=CustomerStatus.PROSPECT, sa_type=String(16), index=True)
+    owner_id: uuid.UUID = Field(foreign_key="users.id")
+    region_id: uuid.UUID | None = Field(default=None, foreign_key="regions.id")
+    last_follow_up_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    follow_up_due_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    deleted_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class CustomerFields(InputSchema):
+    industry: str | None = pydantic.Field(default=None, max_length=200)
+    address: str | None = pydantic.Field(default=None, max_length=500)
+    phone: str | None = pydantic.Field(
+        default=None, max_length=50, pattern=r"^[0-9+()\-. ]{3,50}$", examples=["+86 21 5555 0101"]
+    )
+    email: EmailStr | None = pydantic.Field(default=None, max_length=254)
+    source: LeadSource | None = None
+    needs: str | None = pydantic.Field(default=None, max_length=4000)
+
+
+class CustomerCreate(CustomerFields):
+    name: str = pydantic.Field(
+        min_length=1, max_length=200, examples=["Shanghai Lianhua Trading Co."]
+    )
+    owner_id: uuid.UUID | None = pydantic.Field(
+        default=None, description="Managers and the director may create for a rep; default: you."
+    )
+
+
+class CustomerUpdate(CustomerFields):
+    name: str | None = pydantic.Field(default=None, min_length=1, max_length=200)
+
+
+class CustomerRead(ResourceRead):
+    name: str
+    industry: str | None
+    address: str | None
+    phone: str | None
+    email: str | None
+    source: LeadSource | None
+    needs: str | None
+    classification: Classification
+    suggested_classification: Classification
+    classification_overridden: bool
+    classification_reason: str | None
+    status: CustomerStatus
+    owner_id: uuid.UUID
+    region_id: uuid.UUID | None
+    last_follow_up_at: datetime | None
+    follow_up_due_at: datetime | None
+
+
+class CustomerAssign(InputSchema):
+    owner_id: uuid.UUID
+
+
+class ClassificationOverride(InputSchema):
+    classification: Classification
+    reason: str = pydantic.Field(min_length=1, max_length=500)
+
+
+class Contact(RecordBase, table=True):
+    __tablename__ = "contacts"
+
+    customer_id: uuid.UUID = Field(foreign_key="customers.id", index=True)
+    name: str = Field(max_length=200)
+    title: str | None = Field(default=None, max_length=200)
+    phone: str | None = Field(default=None, max_length=50)
+    email: str | None = Field(default=None, max_length=254)
+    is_primary: bool = Field(default=False)
+
+
+class ContactFields(InputSchema):
+    title: str | None = pydantic.Field(default=None, max_length=200)
+    phone: str | None = pydantic.Field(default=None, max_length=50, pattern=r"^[0-9+()\-. ]{3,50}$")
+    email: EmailStr | None = pydantic.Field(default=None, max_length=254)
+    is_primary: bool | None = None
+
+
+class ContactCreate(ContactFields):
+    name: str = pydantic.Field(min_length=1, max_length=200)
+
+
+class ContactUpdate(ContactFields):
+    name: str | None = pydantic.Field(default=None, min_length=1, max_length=200)
+
+
+class ContactRead(ResourceRead):
+    customer_id: uuid.UUID
+    name: str
+    title: str | None
+    phone: str | None
+    email: str | None
+    is_primary: bool
+
+
+class FollowUp(RecordBase, table=True):
+    __tablename__ = "follow_ups"
+    __table_args__ = (
+        Index("ix_follow_ups_customer_created", "customer_id", "created_at", "id"),
+        Index("ix_follow_ups_owner_created", "owner_id", "created_at", "id"),
+    )
+
+    customer_id: uuid.UUID = Field(foreign_key="customers.id")
+    owner_id: uuid.UUID = Field(foreign_key="users.id")
+    kind: str = Field(sa_type=String(16))
+    status: str = Field(sa_type=String(16))
+    due_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    occurred_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    summary: str | None = Field(default=None, sa_type=Text)
+    outcome: str | None = Field(default=None, sa_type=Text)
+    next_follow_up_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    opportunity_id: uuid.UUID | None = Field(default=None)
+    contract_id: uuid.UUID | None = Field(default=None)
+    complaint_id: uuid.UUID | None = Field(default=None)
+    satisfaction: int | None = Field(default=None)
+
+
+class FollowUpFields(InputSchema):
+    kind: FollowUpKind | None = None
+    status: FollowUpStatus | None = None
+    due_at: datetime | None = pydantic.Field(
+        default=None, description="When a planned follow-up is due."
+    )
+    occurred_at: datetime | None = pydantic.Field(
+        default=None, description="When a done follow-up happened; may be in the past."
+    )
+    summary: str | None = pydantic.Field(default=None, max_length=4000)
+    outcome: str | None = pydantic.Field(default=None, max_length=4000)
+    next_follow_up_at: datetime | None = None
+    opportunity_id: uuid.UUID | None = None
+    contract_id: uuid.UUID | None = None
+    complaint_id: uuid.UUID | None = None
+    satisfaction: int | None = pydantic.Field(
+        default=None, ge=1, le=5, description="1–5, for return visits."
+    )
+
+    @model_validator(mode="after")
+    def _aware_times(self) -> FollowUpFields:
+        for name in ("due_at", "occurred_at", "next_follow_up_at"):
+            value = getattr(self, name)
+            if value is not None and value.tzinfo is None:
+                raise ValueError(f"{name} needs a time zone (e.g. 2026-07-01T08:00:00Z)")
+        return self
+
+
+class FollowUpCreate(FollowUpFields):
+    customer_id: uuid.UUID
+    kind: FollowUpKind
+    status: FollowUpStatus = FollowUpStatus.DONE
+
+
+class FollowUpUpdate(FollowUpFields):
+    pass
+
+
+class FollowUpRead(ResourceRead):
+    customer_id: uuid.UUID
+    owner_id: uuid.UUID
+    kind: FollowUpKind
+    status: FollowUpStatus
+    due_at: datetime | None
+    occurred_at: datetime | None
+    summary: str | None
+    outcome: str | None
+    next_follow_up_at: datetime | None
+    opportunity_id: uuid.UUID | None
+    contract_id: uuid.UUID | None
+    complaint_id: uuid.UUID | None
+    satisfaction: int | None

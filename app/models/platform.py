@@ -1,0 +1,97 @@
+"""Cross-domain records: the event outbox, the audit log and idempotency keys."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+import pydantic
+from sqlalchemy import Column, Index, LargeBinary, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from app.models.base import JSONType, ReadSchema, SerialType
+from app.models.types import UTCDateTime, utcnow
+
+
+class Event(SQLModel, table=True):
+    """The outbox: one row per business event, written in the transaction of its change.
+
+    ``seq`` orders the feed; ``owner_id``/``region_id`` scope it like the record it describes
+    (both null: company-wide, visible to the director only).
+    """
+
+    __tablename__ = "events"
+
+    seq: int | None = Field(default=None, sa_column=Column(SerialType, primary_key=True))
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, unique=True)
+    type: str = Field(max_length=64, index=True)
+    occurred_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    actor_id: uuid.UUID | None = Field(default=None)
+    entity_type: str = Field(max_length=64)
+    entity_id: uuid.UUID | None = Field(default=None)
+    owner_id: uuid.UUID | None = Field(default=None, index=True)
+    region_id: uuid.UUID | None = Field(default=None, index=True)
+    data: dict[str, Any] = Field(default_factory=dict, sa_type=JSONType)
+
+
+class EventRead(ReadSchema):
+    id: uuid.UUID
+    type: str
+    timestamp: datetime = pydantic.Field(validation_alias="occurred_at")
+    entity_type: str
+    entity_id: uuid.UUID | None
+    actor_id: uuid.UUID | None
+    data: dict[str, Any]
+
+
+class EventPage(SQLModel):
+    items: list[EventRead]
+    next_cursor: str | None = pydantic.Field(
+        description="Pass as `after` to read on; null when there is nothing newer yet."
+    )
+
+
+class AuditEntry(SQLModel, table=True):
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_entity", "entity_type", "entity_id"),)
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
+    actor_id: uuid.UUID | None = Field(default=None, index=True)
+    action: str = Field(max_length=16)
+    entity_type: str = Field(max_length=64)
+    entity_id: uuid.UUID
+    region_id: uuid.UUID | None = Field(default=None, index=True)
+    before: dict[str, Any] | None = Field(default=None, sa_type=JSONType)
+    after: dict[str, Any] | None = Field(default=None, sa_type=JSONType)
+
+
+class AuditEntryRead(ReadSchema):
+    id: uuid.UUID
+    at: datetime
+    actor_id: uuid.UUID | None
+    action: str
+    entity_type: str
+    entity_id: uuid.UUID
+    region_id: uuid.UUID | None
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+
+
+class IdempotencyRecord(SQLModel, table=True):
+    """The first answer to a POST with an ``Idempotency-Key``, replayed to its retries."""
+
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (
+        UniqueConstraint("principal", "key", name="uq_idempotency_keys_principal_key"),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    principal: str = Field(max_length=64)
+    key: str = Field(max_length=255)
+    request_digest: str = Field(max_length=64)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
+    status_code: int | None = Field(default=None)
+    response_headers: list[list[str]] | None = Field(default=None, sa_type=JSONType)
+    response_body: bytes | None = Field(default=None, sa_column=Column(LargeBinary))

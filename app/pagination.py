@@ -1,0 +1,108 @@
+"""Keyset pagination with opaque cursors, and the list envelope every list answers with."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, Field
+from sqlalchemy import Select, tuple_
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
+
+from app.errors import BadRequest
+
+T = TypeVar("T")
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 200
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    next_cursor: str | None = Field(
+        description="Opaque; pass as `cursor` for the next page. Null on the last page."
+    )
+
+
+def _encode_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID | Decimal):
+        return str(value)
+    return value
+
+
+def _decode_value(column: InstrumentedAttribute[Any], raw: Any) -> Any:
+    python_type = column.type.python_type
+    if python_type is datetime:
+        return datetime.fromisoformat(raw)
+    if python_type is uuid.UUID:
+        return uuid.UUID(raw)
+    if python_type is Decimal:
+        return Decimal(raw)
+    if python_type is int:
+        return int(raw)
+    if not isinstance(raw, str):
+        raise ValueError("bad cursor value")
+    return raw
+
+
+def _encode_cursor(sort: str, value: Any, row_id: Any) -> str:
+    raw = json.dumps([sort, _encode_value(value), str(row_id)], separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _decode_cursor(
+    cursor: str,
+    sort: str,
+    column: InstrumentedAttribute[Any],
+    id_column: InstrumentedAttribute[Any],
+) -> tuple[Any, Any]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        cursor_sort, value, row_id = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        if cursor_sort != sort:
+            raise BadRequest("The cursor belongs to a different sort order; start again.")
+        return _decode_value(column, value), _decode_value(id_column, row_id)
+    except BadRequest:
+        raise
+    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError, AttributeError) as exc:
+        raise BadRequest(
+            "The cursor is malformed; use the next_cursor of a previous page."
+        ) from exc
+
+
+async def paginate(
+    session: AsyncSession,
+    stmt: Select[Any],
+    *,
+    sort: str,
+    sortable: Mapping[str, InstrumentedAttribute[Any]],
+    id_column: InstrumentedAttribute[Any],
+    cursor: str | None,
+    limit: int,
+) -> tuple[Sequence[Any], str | None]:
+    """One page of ``stmt`` ordered by ``sort`` (``name`` or ``-name``), ties broken by id.
+
+    Sort columns must be non-null so the keyset comparison is total.
+    """
+    descending = sort.startswith("-")
+    column = sortable[sort.lstrip("-")]
+    if cursor:
+        value, row_id = _decode_cursor(cursor, sort, column, id_column)
+        key = tuple_(column, id_column)
+        stmt = stmt.where(key < (value, row_id) if descending else key > (value, row_id))
+    order = (column.desc(), id_column.desc()) if descending else (column.asc(), id_column.asc())
+    rows = (await session.scalars(stmt.order_by(*order).limit(limit + 1))).all()
+    if len(rows) <= limit:
+        return rows, None
+    last = rows[limit - 1]
+    return rows[:limit], _encode_cursor(
+        sort, getattr(last, column.key), getattr(last, id_column.key)
+    )

@@ -1,0 +1,87 @@
+"""Roles, permissions and scope: who may do what, and which rows they can see at all.
+
+A row outside the caller's scope is never loaded (404); a visible row the role may not
+change is a 403. Scope is always part of the SQL query, never a filter after loading.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from enum import StrEnum
+
+from sqlalchemy import ColumnElement, false, true
+from sqlalchemy.orm import InstrumentedAttribute
+
+from app.models.people import Role
+
+
+class Permission(StrEnum):
+    REGIONS_MANAGE = "regions:manage"
+    USERS_READ = "users:read"
+    USERS_MANAGE = "users:manage"
+    CUSTOMERS_READ = "customers:read"
+    CUSTOMERS_WRITE = "customers:write"
+    CUSTOMERS_DELETE = "customers:delete"
+    CUSTOMERS_ASSIGN = "customers:assign"
+    CUSTOMERS_CLASSIFY = "customers:classify"
+    AUDIT_READ = "audit:read"
+    EVENTS_READ = "events:read"
+
+
+_REP = frozenset(
+    {
+        Permission.CUSTOMERS_READ,
+        Permission.CUSTOMERS_WRITE,
+        Permission.EVENTS_READ,
+    }
+)
+_MANAGER = _REP | {
+    Permission.USERS_READ,
+    Permission.USERS_MANAGE,
+    Permission.CUSTOMERS_DELETE,
+    Permission.CUSTOMERS_ASSIGN,
+    Permission.CUSTOMERS_CLASSIFY,
+    Permission.AUDIT_READ,
+}
+_DIRECTOR = _MANAGER | {Permission.REGIONS_MANAGE}
+
+ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
+    Role.REP: _REP,
+    Role.REGIONAL_MANAGER: frozenset(_MANAGER),
+    Role.DIRECTOR: frozenset(_DIRECTOR),
+}
+
+
+@dataclass(frozen=True)
+class Actor:
+    """The authenticated user a request acts for."""
+
+    id: uuid.UUID
+    role: Role
+    region_id: uuid.UUID | None
+    email: str = ""
+
+    def can(self, permission: Permission) -> bool:
+        return permission in ROLE_PERMISSIONS[self.role]
+
+    @property
+    def is_director(self) -> bool:
+        return self.role is Role.DIRECTOR
+
+    @property
+    def is_manager(self) -> bool:
+        return self.role is Role.REGIONAL_MANAGER
+
+
+def scope_filter(
+    actor: Actor,
+    owner_column: InstrumentedAttribute[uuid.UUID] | InstrumentedAttribute[uuid.UUID | None],
+    region_column: InstrumentedAttribute[uuid.UUID | None],
+) -> ColumnElement[bool]:
+    """Rows the actor may see: own for reps, their region's for managers, all for the director."""
+    if actor.role is Role.DIRECTOR:
+        return true()
+    if actor.role is Role.REGIONAL_MANAGER:
+        return region_column == actor.region_id if actor.region_id else false()
+    return owner_column == actor.id

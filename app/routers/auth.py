@@ -1,0 +1,71 @@
+"""Login, refresh, logout and the current user."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Response
+from pydantic import BaseModel, Field
+
+from app.config import get_settings
+from app.deps import ActorDep, SessionDep
+from app.errors import error_responses
+from app.models.people import User, UserRead
+from app.services import auth as auth_service
+
+router = APIRouter(
+    prefix="/auth", tags=["auth"], responses=error_responses(400, 401, 422, 429, 503)
+)
+
+
+class TokenResponse(BaseModel):
+    access_token: str
+    refresh_token: str
+    token_type: str = "bearer"
+    expires_in: int = Field(description="Seconds until the access token expires.")
+
+
+class RefreshRequest(BaseModel):
+    model_config = {"extra": "forbid"}
+    refresh_token: str = Field(min_length=1, max_length=512)
+
+
+class LogoutRequest(BaseModel):
+    model_config = {"extra": "forbid"}
+    refresh_token: str | None = Field(
+        default=None,
+        max_length=512,
+        description="Revoke this login only; without it, every login of yours is revoked.",
+    )
+
+
+def _tokens(pair: auth_service.TokenPair) -> TokenResponse:
+    return TokenResponse(
+        access_token=pair.access_token, refresh_token=pair.refresh_token, expires_in=pair.expires_in
+    )
+
+
+@router.post("/token", summary="Log in with email and password (OAuth2 password form)")
+async def auth_token(
+    session: SessionDep,
+    username: Annotated[str, Form(max_length=254, description="Your email.")],
+    password: Annotated[str, Form(max_length=128)],
+) -> TokenResponse:
+    return _tokens(await auth_service.login(session, get_settings(), username, password))
+
+
+@router.post("/refresh", summary="Trade a refresh token for a new token pair")
+async def auth_refresh(session: SessionDep, body: RefreshRequest) -> TokenResponse:
+    return _tokens(await auth_service.refresh(session, get_settings(), body.refresh_token))
+
+
+@router.post("/logout", status_code=204, summary="Revoke refresh tokens", response_class=Response)
+async def auth_logout(
+    session: SessionDep, actor: ActorDep, body: LogoutRequest | None = None
+) -> None:
+    await auth_service.logout(session, actor.id, body.refresh_token if body else None)
+
+
+@router.get("/me", summary="The current user")
+async def auth_me(session: SessionDep, actor: ActorDep) -> UserRead:
+    return UserRead.model_validate(await session.get_one(User, actor.id))

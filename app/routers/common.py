@@ -1,0 +1,49 @@
+"""What every router shares: error documentation, list parameters, response helpers."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Response
+
+from app.errors import error_responses
+from app.pagination import MAX_LIMIT
+
+# Every API route may answer these; documenting them keeps generated clients honest.
+STANDARD_ERRORS = error_responses(400, 401, 403, 404, 409, 412, 422, 429, 503)
+
+Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size, 1–200.")]
+Cursor = Annotated[
+    str | None,
+    Query(max_length=1024, description="The `next_cursor` of the previous page."),
+]
+Search = Annotated[str | None, Query(min_length=1, max_length=200, description="Search by name.")]
+
+ETAG_HEADER = {
+    "ETag": {"description": "The resource version, for If-Match.", "schema": {"type": "string"}}
+}
+CREATED_HEADERS = {
+    **ETAG_HEADER,
+    "Location": {"description": "The new resource.", "schema": {"type": "string"}},
+}
+
+
+def api_router(prefix: str, tag: str) -> APIRouter:
+    return APIRouter(prefix=prefix, tags=[tag], responses=STANDARD_ERRORS)
+
+
+def created(response: Response, location: str, version: int) -> None:
+    response.headers["Location"] = location
+    response.headers["ETag"] = f'"{version}"'
+
+
+def with_etag(response: Response, version: int) -> None:
+    response.headers["ETag"] = f'"{version}"'
+
+
+def ok_with_etag(description: str = "OK") -> dict[int | str, dict[str, Any]]:
+    return {200: {"description": description, "headers": ETAG_HEADER}}
+
+
+def created_with_headers() -> dict[int | str, dict[str, Any]]:
+    return {201: {"description": "Created", "headers": CREATED_HEADERS}}

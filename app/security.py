@@ -1,0 +1,91 @@
+"""Passwords and tokens. The only module that knows python-jose and the password hasher."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import anyio.to_thread
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from jose import JWTError, jwt
+
+ALGORITHM = "HS256"
+_hasher = PasswordHasher()
+# Verified against when the user does not exist, so timing does not reveal which emails exist.
+_DUMMY_HASH = _hasher.hash("salesdesk-dummy-password")
+
+
+async def hash_password(password: str) -> str:
+    """Argon2id hash, computed in a worker thread: hashing takes tens of milliseconds."""
+    return await anyio.to_thread.run_sync(_hasher.hash, password)
+
+
+def _verify(password_hash: str, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+async def verify_password(password_hash: str | None, password: str) -> bool:
+    return await anyio.to_thread.run_sync(_verify, password_hash or _DUMMY_HASH, password) and (
+        password_hash is not None
+    )
+
+
+@dataclass(frozen=True)
+class AccessClaims:
+    user_id: uuid.UUID
+    role: str
+    region_id: uuid.UUID | None
+    expires_at: datetime
+
+
+def create_access_token(
+    key: str, user_id: uuid.UUID, role: str, region_id: uuid.UUID | None, minutes: int
+) -> tuple[str, int]:
+    """A signed JWT and its lifetime in seconds."""
+    now = datetime.now(UTC)
+    claims = {
+        "sub": str(user_id),
+        "role": role,
+        "region_id": str(region_id) if region_id else None,
+        "type": "access",
+        "iat": int(now.timestamp()),
+        "exp": int((now + timedelta(minutes=minutes)).timestamp()),
+        "jti": secrets.token_hex(8),
+    }
+    return jwt.encode(claims, key, algorithm=ALGORITHM), minutes * 60
+
+
+def decode_access_token(key: str, token: str) -> AccessClaims | None:
+    """The claims of a valid, unexpired access token signed by us with HS256; else None."""
+    try:
+        header = jwt.get_unverified_header(token)
+        if header.get("alg") != ALGORITHM:
+            return None
+        claims = jwt.decode(token, key, algorithms=[ALGORITHM])
+        if claims.get("type") != "access":
+            return None
+        region = claims.get("region_id")
+        return AccessClaims(
+            user_id=uuid.UUID(claims["sub"]),
+            role=str(claims["role"]),
+            region_id=uuid.UUID(region) if region else None,
+            expires_at=datetime.fromtimestamp(int(claims["exp"]), UTC),
+        )
+    except (JWTError, KeyError, ValueError, TypeError, AttributeError):
+        return None
+
+
+def new_refresh_token() -> str:
+    return "rt_" + secrets.token_urlsafe(32)
+
+
+def token_digest(token: str) -> str:
+    """Refresh tokens are stored only as this digest; a database leak yields no usable token."""
+    return hashlib.sha256(token.encode()).hexdigest()

@@ -1,0 +1,48 @@
+"""Small helpers every service uses: preconditions, partial updates, scoped loading."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
+from sqlalchemy import ColumnElement, Select, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.errors import NotFound, VersionConflict
+
+M = TypeVar("M")
+
+
+def ensure_version(obj: Any, expected: int | None) -> None:
+    """412 when the client's If-Match names another version than the stored one."""
+    if expected is not None and obj.version != expected:
+        raise VersionConflict()
+
+
+def apply_changes(
+    obj: Any, changes: BaseModel, *, exclude: set[str] | None = None
+) -> dict[str, Any]:
+    """Copy the fields the client sent onto ``obj``; returns what was sent."""
+    sent = changes.model_dump(exclude_unset=True, exclude=exclude or set())
+    for key, value in sent.items():
+        setattr(obj, key, value)
+    return sent
+
+
+async def get_visible(
+    session: AsyncSession,
+    model: type[M],
+    obj_id: Any,
+    visible: ColumnElement[bool],
+    *,
+    name: str,
+    for_update: bool = False,
+) -> M:
+    """The row with ``obj_id`` if ``visible`` admits it; 404 otherwise (outside scope too)."""
+    stmt: Select[Any] = select(model).where(model.id == obj_id, visible)  # type: ignore[attr-defined]
+    if for_update:
+        stmt = stmt.with_for_update()
+    obj = (await session.scalars(stmt)).first()
+    if obj is None:
+        raise NotFound(f"No {name} with id {obj_id}.")
+    return obj

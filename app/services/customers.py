@@ -1,0 +1,341 @@
+"""Customers: ownership and scope, duplicates, classification, follow-up cadence."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+import uuid
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app import events
+from app.errors import Conflict, Forbidden, ValidationFailed
+from app.models.customers import (
+    Classification,
+    ClassificationOverride,
+    Customer,
+    CustomerCreate,
+    CustomerRead,
+    CustomerStatus,
+    CustomerUpdate,
+)
+from app.models.people import Role, User
+from app.models.types import utcnow
+from app.pagination import paginate
+from app.permissions import Actor, scope_filter
+from app.services import department
+from app.services.common import ensure_version, get_visible
+
+CUSTOMER_SORTS = {
+    "created_at": Customer.created_at,
+    "updated_at": Customer.updated_at,
+    "name": Customer.name,
+}
+_PUNCTUATION = re.compile(r"[\W_]+", re.UNICODE)
+
+
+def name_key(name: str) -> str:
+    """Case, width, spacing and punctuation do not make a different company."""
+    return _PUNCTUATION.sub("", unicodedata.normalize("NFKC", name).casefold())
+
+
+def phone_key(phone: str | None) -> str | None:
+    if not phone:
+        return None
+    digits = re.sub(r"\D", "", unicodedata.normalize("NFKC", phone))
+    return digits or None
+
+
+def visible_customers(actor: Actor) -> ColumnElement[bool]:
+    """Live customers in the actor's scope."""
+    return and_(
+        Customer.deleted_at.is_(None),
+        scope_filter(actor, Customer.owner_id, Customer.region_id),
+    )
+
+
+def suggest_classification(
+    settings: department.DepartmentSettings,
+    revenue_12m: Decimal,
+    contracts_12m: int,
+    largest_open_opportunity: Decimal,
+) -> Classification:
+    rules = settings.classification
+    if revenue_12m >= rules.a_revenue or contracts_12m >= rules.a_contracts:
+        return Classification.A
+    if revenue_12m >= rules.b_revenue or largest_open_opportunity >= rules.b_open_opportunity:
+        return Classification.B
+    return Classification.C
+
+
+def _schedule_next_follow_up(settings: department.DepartmentSettings, customer: Customer) -> None:
+    days = settings.follow_up_cadence_days[customer.classification]
+    since = customer.last_follow_up_at or customer.created_at
+    customer.follow_up_due_at = since + timedelta(days=days)
+
+
+def effective_status(
+    settings: department.DepartmentSettings, customer: Customer, now: datetime
+) -> CustomerStatus:
+    """``dormant`` is derived: no follow-up (or creation) within the dormancy window."""
+    if customer.status == CustomerStatus.LOST:
+        return CustomerStatus.LOST
+    last = customer.last_follow_up_at or customer.created_at
+    if last < now - timedelta(days=settings.dormant_after_days):
+        return CustomerStatus.DORMANT
+    return CustomerStatus(customer.status)
+
+
+async def to_read(session: AsyncSession, customer: Customer) -> CustomerRead:
+    settings = await department.load(session)
+    read = CustomerRead.model_validate(customer)
+    read.status = effective_status(settings, customer, utcnow())
+    return read
+
+
+def _status_filter(
+    settings: department.DepartmentSettings, status: CustomerStatus, now: datetime
+) -> ColumnElement[bool]:
+    last = func.coalesce(Customer.last_follow_up_at, Customer.created_at)
+    cutoff = now - timedelta(days=settings.dormant_after_days)
+    if status == CustomerStatus.LOST:
+        return Customer.status == CustomerStatus.LOST
+    if status == CustomerStatus.DORMANT:
+        return and_(Customer.status != CustomerStatus.LOST, last < cutoff)
+    return and_(Customer.status == status, last >= cutoff)
+
+
+async def list_customers(
+    session: AsyncSession,
+    actor: Actor,
+    *,
+    owner_id: uuid.UUID | None = None,
+    region_id: uuid.UUID | None = None,
+    classification: Classification | None = None,
+    status: CustomerStatus | None = None,
+    overdue: bool | None = None,
+    q: str | None = None,
+    sort: str = "-created_at",
+    cursor: str | None = None,
+    limit: int = 50,
+) -> tuple[list[CustomerRead], str | None]:
+    settings = await department.load(session)
+    now = utcnow()
+    stmt: Select[Any] = select(Customer).where(visible_customers(actor))
+    if owner_id is not None:
+        stmt = stmt.where(Customer.owner_id == owner_id)
+    if region_id is not None:
+        stmt = stmt.where(Customer.region_id == region_id)
+    if classification is not None:
+        stmt = stmt.where(Customer.classification == classification)
+    if status is not None:
+        stmt = stmt.where(_status_filter(settings, status, now))
+    if overdue is True:
+        stmt = stmt.where(Customer.follow_up_due_at < now)
+    elif overdue is False:
+        stmt = stmt.where(
+            or_(Customer.follow_up_due_at.is_(None), Customer.follow_up_due_at >= now)
+        )
+    if q:
+        key = name_key(q)
+        if key:
+            stmt = stmt.where(Customer.name_key.contains(key, autoescape=True))
+    rows, next_cursor = await paginate(
+        session,
+        stmt,
+        sort=sort,
+        sortable=CUSTOMER_SORTS,
+        id_column=Customer.id,
+        cursor=cursor,
+        limit=limit,
+    )
+    items = []
+    for row in rows:
+        read = CustomerRead.model_validate(row)
+        read.status = effective_status(settings, row, now)
+        items.append(read)
+    return items, next_cursor
+
+
+async def get_customer(
+    session: AsyncSession, actor: Actor, customer_id: uuid.UUID, *, for_update: bool = False
+) -> Customer:
+    return await get_visible(
+        session,
+        Customer,
+        customer_id,
+        visible_customers(actor),
+        name="customer",
+        for_update=for_update,
+    )
+
+
+async def _refuse_duplicates(
+    session: AsyncSession, actor: Actor, key: str, phone: str | None, except_id: uuid.UUID | None
+) -> None:
+    match = Customer.name_key == key
+    if phone:
+        match = or_(match, Customer.phone_key == phone)
+    stmt = select(Customer).where(Customer.deleted_at.is_(None), match)
+    if except_id is not None:
+        stmt = stmt.where(Customer.id != except_id)
+    existing = (await session.scalars(stmt.limit(1))).first()
+    if existing is None:
+        return
+    field = "name" if existing.name_key == key else "phone"
+    visible = (
+        await session.scalars(
+            select(Customer.id).where(Customer.id == existing.id, visible_customers(actor))
+        )
+    ).first()
+    if visible is not None:
+        raise Conflict(
+            f"Customer {existing.name!r} has the same {field} already.",
+            reason=f"duplicate_{field}",
+            existing_id=str(existing.id),
+        )
+    raise Conflict(
+        f"A customer with the same {field} exists, owned by someone else.",
+        reason=f"duplicate_{field}",
+    )
+
+
+async def _new_owner(session: AsyncSession, actor: Actor, owner_id: uuid.UUID) -> User:
+    owner = await session.get(User, owner_id)
+    if owner is None or not owner.is_active or owner.role == Role.DIRECTOR:
+        raise ValidationFailed(["body", "owner_id"], "The owner must be an active rep or manager.")
+    if actor.is_manager and owner.region_id != actor.region_id:
+        raise Forbidden("You may only give customers to people of your own region.")
+    if actor.role is Role.REP and owner.id != actor.id:
+        raise Forbidden("Reps create customers for themselves.")
+    return owner
+
+
+async def create_customer(session: AsyncSession, actor: Actor, data: CustomerCreate) -> Customer:
+    settings = await department.load(session)
+    owner_id = data.owner_id or actor.id
+    owner = await _new_owner(session, actor, owner_id) if owner_id != actor.id else None
+    key, phone = name_key(data.name), phone_key(data.phone)
+    if not key:
+        raise ValidationFailed(["body", "name"], "The name needs at least one letter or digit.")
+    await _refuse_duplicates(session, actor, key, phone, None)
+    customer = Customer(
+        **data.model_dump(exclude={"owner_id", "email", "source"}),
+        email=str(data.email) if data.email else None,
+        source=data.source,
+        name_key=key,
+        phone_key=phone,
+        owner_id=owner_id,
+        region_id=owner.region_id if owner else actor.region_id,
+    )
+    customer.suggested_classification = suggest_classification(settings, Decimal(0), 0, Decimal(0))
+    customer.classification = customer.suggested_classification
+    _schedule_next_follow_up(settings, customer)
+    session.add(customer)
+    await session.flush()
+    events.record(session, "customer.created", customer, await to_read(session, customer))
+    return customer
+
+
+async def update_customer(
+    session: AsyncSession,
+    actor: Actor,
+    customer_id: uuid.UUID,
+    data: CustomerUpdate,
+    expected: int | None,
+) -> Customer:
+    customer = await get_customer(session, actor, customer_id)
+    ensure_version(customer, expected)
+    sent = data.model_dump(exclude_unset=True)
+    if "name" in sent and sent["name"] is None:
+        raise ValidationFailed(["body", "name"], "A customer needs a name.")
+    key = name_key(sent["name"]) if "name" in sent else customer.name_key
+    phone = phone_key(sent["phone"]) if "phone" in sent else customer.phone_key
+    if "name" in sent and not key:
+        raise ValidationFailed(["body", "name"], "The name needs at least one letter or digit.")
+    if key != customer.name_key or (phone and phone != customer.phone_key):
+        await _refuse_duplicates(session, actor, key, phone, customer.id)
+    for field, value in sent.items():
+        setattr(customer, field, str(value) if field == "email" and value else value)
+    customer.name_key, customer.phone_key = key, phone
+    await session.flush()
+    events.record(session, "customer.updated", customer, await to_read(session, customer))
+    return customer
+
+
+async def delete_customer(
+    session: AsyncSession, actor: Actor, customer_id: uuid.UUID, expected: int | None
+) -> None:
+    customer = await get_customer(session, actor, customer_id)
+    ensure_version(customer, expected)
+    customer.deleted_at = utcnow()
+    await session.flush()
+    events.record(
+        session, "customer.deleted", customer, {"id": str(customer.id), "name": customer.name}
+    )
+
+
+async def assign_customer(
+    session: AsyncSession,
+    actor: Actor,
+    customer_id: uuid.UUID,
+    owner_id: uuid.UUID,
+    expected: int | None,
+) -> Customer:
+    customer = await get_customer(session, actor, customer_id)
+    ensure_version(customer, expected)
+    owner = await _new_owner(session, actor, owner_id)
+    previous = customer.owner_id
+    customer.owner_id, customer.region_id = owner.id, owner.region_id
+    await session.flush()
+    read = await to_read(session, customer)
+    events.record(
+        session,
+        "customer.assigned",
+        customer,
+        {**read.model_dump(mode="json"), "previous_owner_id": str(previous)},
+    )
+    return customer
+
+
+async def override_classification(
+    session: AsyncSession,
+    actor: Actor,
+    customer_id: uuid.UUID,
+    data: ClassificationOverride | None,
+    expected: int | None,
+) -> Customer:
+    """Set a manual class with a reason, or (``data`` None) return to the suggestion."""
+    settings = await department.load(session)
+    customer = await get_customer(session, actor, customer_id)
+    ensure_version(customer, expected)
+    if data is None:
+        customer.classification = customer.suggested_classification
+        customer.classification_overridden = False
+        customer.classification_reason = None
+    else:
+        customer.classification = data.classification
+        customer.classification_overridden = True
+        customer.classification_reason = data.reason
+    customer.classified_by_id, customer.classified_at = actor.id, utcnow()
+    _schedule_next_follow_up(settings, customer)
+    await session.flush()
+    events.record(session, "customer.classified", customer, await to_read(session, customer))
+    return customer
+
+
+async def note_follow_up_done(session: AsyncSession, customer: Customer, at: datetime) -> None:
+    """A done follow-up moves the customer's last contact and next due date."""
+    if customer.last_follow_up_at is None or at > customer.last_follow_up_at:
+        settings = await department.load(session)
+        customer.last_follow_up_at = at
+        _schedule_next_follow_up(settings, customer)
+
+
+def customers_visible_ids(actor: Actor) -> Select[Any]:
+    """Ids of the customers the actor sees: the scope of everything hanging off a customer."""
+    return select(Customer.id).where(visible_customers(actor))

@@ -1,0 +1,33 @@
+"""The department's business settings: cadences, thresholds and other tunable rules.
+
+The numbers are the defaults of the sales handbook; a director will edit them through
+``/settings`` (see the performance issue), which is why services read them from here.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from pydantic import BaseModel, Field
+from sqlalchemy.ext.asyncio import AsyncSession
+
+
+class ClassificationThresholds(BaseModel):
+    a_revenue: Decimal = Decimal("1000000.00")
+    a_contracts: int = 3
+    b_revenue: Decimal = Decimal("200000.00")
+    b_open_opportunity: Decimal = Decimal("200000.00")
+
+
+class DepartmentSettings(BaseModel):
+    follow_up_cadence_days: dict[str, int] = Field(
+        default_factory=lambda: {"A": 7, "B": 14, "C": 30}
+    )
+    dormant_after_days: int = 180
+    classification: ClassificationThresholds = Field(default_factory=ClassificationThresholds)
+
+
+async def load(session: AsyncSession) -> DepartmentSettings:
+    """The settings in force for this request's transaction."""
+    del session  # stored settings arrive with /settings; until then the defaults hold
+    return DepartmentSettings()

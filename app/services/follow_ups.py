@@ -1,0 +1,154 @@
+"""Follow-ups: planned and done contacts with a customer. Scope is the customer's."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app import events
+from app.errors import ValidationFailed
+from app.models.customers import (
+    Customer,
+    FollowUp,
+    FollowUpCreate,
+    FollowUpKind,
+    FollowUpRead,
+    FollowUpStatus,
+    FollowUpUpdate,
+)
+from app.models.types import utcnow
+from app.pagination import paginate
+from app.permissions import Actor
+from app.services.common import ensure_version, get_visible
+from app.services.customers import customers_visible_ids, get_customer, note_follow_up_done
+
+FOLLOW_UP_SORTS = {"created_at": FollowUp.created_at, "updated_at": FollowUp.updated_at}
+# Clocks of phones and laptops drift; a follow-up "done" a minute ahead is not in the future.
+_CLOCK_SKEW = timedelta(minutes=5)
+
+
+def _check(follow_up: FollowUp) -> None:
+    """The rules a follow-up must satisfy whatever way it was written."""
+    if follow_up.status == FollowUpStatus.PLANNED and follow_up.due_at is None:
+        raise ValidationFailed(["body", "due_at"], "A planned follow-up needs due_at.")
+    if follow_up.status == FollowUpStatus.DONE:
+        if follow_up.occurred_at is None:
+            follow_up.occurred_at = utcnow()
+        if follow_up.occurred_at > utcnow() + _CLOCK_SKEW:
+            raise ValidationFailed(
+                ["body", "occurred_at"], "A done follow-up cannot be in the future."
+            )
+    if follow_up.satisfaction is not None and follow_up.kind != FollowUpKind.RETURN_VISIT:
+        raise ValidationFailed(["body", "satisfaction"], "Only return visits carry a satisfaction.")
+
+
+async def _after_write(session: AsyncSession, follow_up: FollowUp, type_: str) -> None:
+    customer = await session.get_one(Customer, follow_up.customer_id)
+    if follow_up.status == FollowUpStatus.DONE and follow_up.occurred_at is not None:
+        await note_follow_up_done(session, customer, follow_up.occurred_at)
+    await session.flush()
+    events.record(session, type_, follow_up, FollowUpRead.model_validate(follow_up), scope=customer)
+
+
+async def create_follow_up(session: AsyncSession, actor: Actor, data: FollowUpCreate) -> FollowUp:
+    customer = await get_customer(session, actor, data.customer_id)
+    follow_up = FollowUp(
+        **data.model_dump(exclude={"customer_id"}), owner_id=actor.id, customer_id=customer.id
+    )
+    _check(follow_up)
+    session.add(follow_up)
+    await _after_write(session, follow_up, "follow_up.created")
+    return follow_up
+
+
+def _visible(actor: Actor) -> Any:
+    return FollowUp.customer_id.in_(customers_visible_ids(actor))
+
+
+async def get_follow_up(session: AsyncSession, actor: Actor, follow_up_id: uuid.UUID) -> FollowUp:
+    return await get_visible(session, FollowUp, follow_up_id, _visible(actor), name="follow-up")
+
+
+async def list_follow_ups(
+    session: AsyncSession,
+    actor: Actor,
+    *,
+    customer_id: uuid.UUID | None = None,
+    owner_id: uuid.UUID | None = None,
+    kind: FollowUpKind | None = None,
+    status: FollowUpStatus | None = None,
+    overdue: bool | None = None,
+    from_: datetime | None = None,
+    to: datetime | None = None,
+    sort: str = "-created_at",
+    cursor: str | None = None,
+    limit: int = 50,
+) -> tuple[list[FollowUp], str | None]:
+    stmt: Select[Any] = select(FollowUp).where(_visible(actor))
+    if customer_id is not None:
+        stmt = stmt.where(FollowUp.customer_id == customer_id)
+    if owner_id is not None:
+        stmt = stmt.where(FollowUp.owner_id == owner_id)
+    if kind is not None:
+        stmt = stmt.where(FollowUp.kind == kind)
+    if status is not None:
+        stmt = stmt.where(FollowUp.status == status)
+    if overdue is not None:
+        is_overdue = (FollowUp.status == FollowUpStatus.PLANNED) & (FollowUp.due_at < utcnow())
+        stmt = stmt.where(is_overdue if overdue else ~is_overdue)
+    when = func.coalesce(FollowUp.occurred_at, FollowUp.due_at)
+    if from_ is not None:
+        stmt = stmt.where(when >= from_)
+    if to is not None:
+        stmt = stmt.where(when < to)
+    rows, next_cursor = await paginate(
+        session,
+        stmt,
+        sort=sort,
+        sortable=FOLLOW_UP_SORTS,
+        id_column=FollowUp.id,
+        cursor=cursor,
+        limit=limit,
+    )
+    return list(rows), next_cursor
+
+
+async def update_follow_up(
+    session: AsyncSession,
+    actor: Actor,
+    follow_up_id: uuid.UUID,
+    data: FollowUpUpdate,
+    expected: int | None,
+) -> FollowUp:
+    follow_up = await get_follow_up(session, actor, follow_up_id)
+    ensure_version(follow_up, expected)
+    sent = data.model_dump(exclude_unset=True)
+    for required in ("kind", "status"):
+        if required in sent and sent[required] is None:
+            raise ValidationFailed(["body", required], f"{required} cannot be null.")
+    for field, value in sent.items():
+        setattr(follow_up, field, value)
+    _check(follow_up)
+    await _after_write(session, follow_up, "follow_up.updated")
+    return follow_up
+
+
+async def delete_follow_up(
+    session: AsyncSession, actor: Actor, follow_up_id: uuid.UUID, expected: int | None
+) -> None:
+    follow_up = await get_follow_up(session, actor, follow_up_id)
+    ensure_version(follow_up, expected)
+    customer = await session.get_one(Customer, follow_up.customer_id)
+    events.record(
+        session,
+        "follow_up.deleted",
+        follow_up,
+        {"id": str(follow_up.id), "customer_id": str(customer.id)},
+        scope=customer,
+    )
+    await session.delete(follow_up)
+    await session.flush()
