@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import getpass
 import json
+import os
 import sys
 
 from app.config import get_settings
@@ -14,6 +15,10 @@ from app.config import get_settings
 def _serve(args: argparse.Namespace) -> None:
     import uvicorn
 
+    if args.no_worker:
+        # Read by create_app in this process and in the ones uvicorn starts for --workers.
+        os.environ["SALESDESK_RUN_WORKER"] = "false"
+        get_settings.cache_clear()
     settings = get_settings()
     if settings.is_embedded_default:
         # The zero-setup default: the database is ours to create and fill.
@@ -97,9 +102,26 @@ def _openapi(_: argparse.Namespace) -> None:
 
 
 def _worker(_: argparse.Namespace) -> None:
+    import signal
+
+    from app.logging import configure_logging
+    from app.webhooks.messages import parse_retry_delays
     from app.worker import run_forever
 
-    asyncio.run(_with_database(run_forever))
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_json)
+    parse_retry_delays(settings.webhook_retry_delays)
+
+    async def work(database):  # type: ignore[no-untyped-def]
+        # SIGTERM and Ctrl-C finish the round in progress; SIGKILL loses nothing either,
+        # its unanswered attempts are retried when their leases end.
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await run_forever(database, settings, stop)
+
+    asyncio.run(_with_database(work))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -110,12 +132,19 @@ def main(argv: list[str] | None = None) -> None:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument(
+        "--no-worker",
+        action="store_true",
+        help="deliver no webhooks in this process (run `salesdesk worker` instead)",
+    )
     serve.set_defaults(run=_serve)
 
     commands.add_parser("migrate", help="alembic upgrade head").set_defaults(run=_migrate)
     commands.add_parser("seed-demo", help="create the demo organisation").set_defaults(run=_seed)
     commands.add_parser("openapi", help="print the OpenAPI document").set_defaults(run=_openapi)
-    commands.add_parser("worker", help="run background work").set_defaults(run=_worker)
+    commands.add_parser(
+        "worker", help="deliver webhooks and keep house (any number may run at once)"
+    ).set_defaults(run=_worker)
 
     create_user = commands.add_parser("create-user", help="add a user")
     create_user.add_argument("--email", required=True)

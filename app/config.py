@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     idempotency_ttl_hours: int = Field(default=24, ge=1)
     webhook_retry_delays: str = "5,300,1800,7200,18000,36000,36000"
     webhook_allow_private_urls: bool = False
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    webhook_poll_seconds: float = Field(default=1.0, gt=0, le=60)
+    run_worker: bool = True
     rate_limit_enabled: bool = False
 
     @field_validator("database_url")

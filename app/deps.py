@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import get_settings
 from app.db import get_session
-from app.errors import Forbidden, Unauthorized, VersionConflict
+from app.errors import Forbidden, Unauthorized
 from app.models.people import Role, User
 from app.permissions import Actor, Permission
 from app.security import decode_access_token
@@ -54,7 +54,11 @@ def require(permission: Permission) -> Callable[..., Coroutine[Any, Any, Actor]]
     return _check
 
 
-_ETAG = re.compile(r'^\s*(?:W/)?"?(\d{1,18})"?\s*$')
+# "3", W/"3" (weak and strong compare alike: the version is the whole state) or a bare 3.
+NO_VERSION = -1
+"""What an If-Match that names no version of ours expects: nothing matches it."""
+
+_ETAG = re.compile(r'\s*(?:W/)?(?:"([0-9]{1,18})"|([0-9]{1,18}))\s*')
 
 
 def if_match(
@@ -63,17 +67,18 @@ def if_match(
         Header(
             alias="If-Match",
             description='The ETag of the version you read (e.g. "3"); stale → 412.',
-            max_length=64,
         ),
     ] = None,
 ) -> int | None:
     """The version the client expects, or None when it sent no precondition (or ``*``)."""
     if value is None or value.strip() == "*":
         return None
-    match = _ETAG.match(value)
+    # Anything else (a list of tags, a tag of another server) cannot match any version, so
+    # the service answers 412 — after the body was validated, so a bad body is still a 422.
+    match = _ETAG.fullmatch(value)
     if match is None:
-        raise VersionConflict("If-Match does not name a version of this resource.")
-    return int(match.group(1))
+        return NO_VERSION
+    return int(match.group(1) or match.group(2))
 
 
 IfMatchDep = Annotated[int | None, Depends(if_match)]

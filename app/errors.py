@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 from http import HTTPStatus
 from typing import Any
@@ -175,13 +176,27 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
-async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+def _allowed_methods(request: Request) -> str:
+    """Every method the API serves at this path, read from the OpenAPI document: FastAPI
+    makes one route per method, and Starlette's Allow header names only the first one's."""
+    methods: set[str] = set()
+    for template, operations in request.app.openapi()["paths"].items():
+        pattern = re.sub(r"\\{[^/]+?\\}", "[^/]+", re.escape(template))
+        if re.fullmatch(pattern, request.url.path):
+            methods |= {method.upper() for method in operations}
+    return ", ".join(sorted(methods))
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     code = _STATUS_CODES.get(exc.status_code, "error")
     detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
     if exc.status_code == 404 and detail == "Not Found":
         detail = "No such resource."
-    return problem_response(exc.status_code, code, detail, dict(exc.headers or {}) or None)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = _allowed_methods(request)
+    return problem_response(exc.status_code, code, detail, headers or None)
 
 
 async def _integrity_error(_: Request, exc: Exception) -> JSONResponse:
@@ -197,18 +212,26 @@ async def _stale_data(_: Request, exc: Exception) -> JSONResponse:
 
 
 async def _operational_error(_: Request, exc: Exception) -> JSONResponse:
-    logger.error("database unavailable: %s", exc, extra={"correlation_id": correlation_id.get()})
-    return problem_response(
-        503,
-        "unavailable",
-        "The database is unavailable; retry shortly.",
-        headers={"Retry-After": "5"},
-        correlation_id=correlation_id.get(),
-    )
+    return unexpected_error_response(exc)
 
 
 async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+    return unexpected_error_response(exc)
+
+
+def unexpected_error_response(exc: Exception) -> JSONResponse:
+    """The answer to a failure nobody planned for: logged with its traceback, answered with
+    only the correlation id (503 when the database is unreachable, 500 otherwise)."""
     cid = correlation_id.get()
+    if isinstance(exc, OperationalError):
+        logger.error("database unavailable: %s", exc, extra={"correlation_id": cid})
+        return problem_response(
+            503,
+            "unavailable",
+            "The database is unavailable; retry shortly.",
+            headers={"Retry-After": "5"},
+            correlation_id=cid,
+        )
     logger.exception("unhandled error", exc_info=exc, extra={"correlation_id": cid})
     return problem_response(
         500,

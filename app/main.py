@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -16,7 +18,20 @@ from app.errors import install_error_handlers
 from app.idempotency import IdempotencyMiddleware
 from app.logging import configure_logging
 from app.middleware import AccessLogMiddleware
-from app.routers import activity, auth, customers, follow_ups, health, people
+from app.routers import (
+    activity,
+    auth,
+    customers,
+    follow_ups,
+    health,
+    opportunities,
+    people,
+    products,
+    quotes,
+    webhooks,
+)
+from app.webhooks.messages import parse_retry_delays
+from app.worker import run_forever
 
 API_PREFIX = "/api/v1"
 
@@ -44,9 +59,24 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = database is None
         app.state.database = database or Database(create_engine(settings))
+        # The in-process worker (webhook delivery, housekeeping); `serve --no-worker` and
+        # SALESDESK_RUN_WORKER=false leave that to `salesdesk worker` processes.
+        stop = asyncio.Event()
+        worker = None
+        if settings.run_worker:
+            parse_retry_delays(settings.webhook_retry_delays)  # a bad setting stops start-up
+            worker = asyncio.create_task(run_forever(app.state.database, settings, stop))
         try:
             yield
         finally:
+            stop.set()
+            if worker is not None:
+                try:
+                    await asyncio.wait_for(worker, settings.webhook_timeout_seconds + 5)
+                except (TimeoutError, asyncio.CancelledError):
+                    pass  # an unfinished attempt is retried when its lease ends
+                except Exception:
+                    logging.getLogger("salesdesk.worker").exception("worker failed")
             if owned:
                 await app.state.database.dispose()
 
@@ -63,7 +93,15 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             {"name": "customers", "description": "Customers, classification and ownership."},
             {"name": "contacts", "description": "People at a customer."},
             {"name": "follow-ups", "description": "Calls, visits and meetings, planned or done."},
+            {"name": "products", "description": "The product catalogue."},
+            {"name": "opportunities", "description": "The pipeline: stages, gates and history."},
+            {"name": "quotes", "description": "Quotes, lines and discount approval."},
+            {"name": "approvals", "description": "What waits for your approval."},
             {"name": "events", "description": "The event feed, for integrations that poll."},
+            {
+                "name": "webhooks",
+                "description": "Signed event deliveries to your endpoints (director).",
+            },
             {"name": "audit", "description": "Who changed what, when."},
             {"name": "health", "description": "Liveness, readiness and metrics."},
         ],
@@ -80,8 +118,13 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         customers.router,
         customers.contacts,
         follow_ups.router,
+        products.router,
+        opportunities.router,
+        quotes.router,
+        quotes.approvals,
         activity.events,
         activity.audit,
+        webhooks.router,
     ):
         api.include_router(router)
     app.include_router(api)

@@ -1,12 +1,15 @@
-"""ASGI middleware: access log and metrics per request."""
+"""ASGI middleware: access log and metrics per request, and the last-resort error answer."""
 
 from __future__ import annotations
 
 import logging
+import re
 import time
 
 from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.errors import unexpected_error_response
 
 logger = logging.getLogger("salesdesk.access")
 
@@ -18,8 +21,31 @@ LATENCY = Histogram(
 )
 
 
+def _route_template(scope: Scope) -> str:
+    """The matched route's path template (``/api/v1/customers/{customer_id}``), so metrics
+    get one series per route rather than one per id; ``unmatched`` when nothing matched."""
+    route = scope.get("route")
+    template = getattr(route, "path_format", None) or getattr(route, "path", None)
+    if not isinstance(template, str):
+        return "unmatched"
+    regex = getattr(route, "path_regex", None)
+    path = scope.get("path", "")
+    if isinstance(regex, re.Pattern) and not regex.match(path):
+        # FastAPI leaves the route of the included router in the scope, whose template lacks
+        # the prefix it was included under (/api/v1); the request path still has it.
+        for index, char in enumerate(path):
+            if char == "/" and regex.match(path[index:]):
+                return path[:index] + template
+    return template
+
+
 class AccessLogMiddleware:
-    """Logs one line per request and feeds the Prometheus metrics, by route template."""
+    """Logs one line per request and feeds the Prometheus metrics, by route template.
+
+    It also answers unhandled exceptions itself. Starlette would render them in its
+    outermost ``ServerErrorMiddleware``, outside the correlation-id middleware, so the 500
+    would go out without its ``X-Request-ID`` header and be counted here as a non-answer.
+    """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -30,18 +56,25 @@ class AccessLogMiddleware:
             return
         started = time.perf_counter()
         status = 500
+        response_started = False
 
         async def send_with_status(message: Message) -> None:
-            nonlocal status
+            nonlocal status, response_started
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status, response_started = message["status"], True
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_status)
+        except Exception as exc:
+            if response_started:
+                raise
+            # Logged with its traceback by unexpected_error_response; not re-raised, or the
+            # server would log it a second time without the request id.
+            await unexpected_error_response(exc)(scope, receive, send_with_status)
         finally:
             elapsed = time.perf_counter() - started
-            route = getattr(scope.get("route"), "path", "unmatched")
+            route = _route_template(scope)
             REQUESTS.labels(scope["method"], route, str(status)).inc()
             LATENCY.labels(scope["method"], route).observe(elapsed)
             logger.info(

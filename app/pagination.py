@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import Select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
+from sqlalchemy.types import TypeDecorator
 
 from app.errors import BadRequest
 
@@ -38,16 +39,44 @@ def _encode_value(value: Any) -> Any:
     return value
 
 
+_BIGINT = 2**63
+
+
+def _python_type(column: InstrumentedAttribute[Any]) -> type:
+    # A TypeDecorator (UTCDateTime, MoneyType) reports ``object``; its impl knows better.
+    sql_type = column.type
+    if isinstance(sql_type, TypeDecorator):
+        sql_type = sql_type.impl_instance
+    try:
+        return sql_type.python_type
+    except NotImplementedError:
+        return object
+
+
 def _decode_value(column: InstrumentedAttribute[Any], raw: Any) -> Any:
-    python_type = column.type.python_type
+    """The cursor's value as the column's type. Anything the database could not compare
+    (a time without a zone, a number out of range) is a ValueError here, hence a 400, rather
+    than a driver error later."""
+    python_type = _python_type(column)
     if python_type is datetime:
-        return datetime.fromisoformat(raw)
+        moment = datetime.fromisoformat(raw)
+        if moment.tzinfo is None:
+            raise ValueError("cursor time without a zone")
+        return moment
     if python_type is uuid.UUID:
         return uuid.UUID(raw)
     if python_type is Decimal:
-        return Decimal(raw)
+        number = Decimal(raw)
+        if not number.is_finite():
+            raise ValueError("cursor number is not finite")
+        return number
     if python_type is int:
-        return int(raw)
+        if isinstance(raw, bool) or not isinstance(raw, int | str):
+            raise ValueError("bad cursor value")
+        integer = int(raw)
+        if not -_BIGINT <= integer < _BIGINT:
+            raise ValueError("cursor number out of range")
+        return integer
     if not isinstance(raw, str):
         raise ValueError("bad cursor value")
     return raw
@@ -72,7 +101,7 @@ def _decode_cursor(
         return _decode_value(column, value), _decode_value(id_column, row_id)
     except BadRequest:
         raise
-    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError, AttributeError) as exc:
+    except (ValueError, TypeError, ArithmeticError, binascii.Error, AttributeError) as exc:
         raise BadRequest(
             "The cursor is malformed; use the next_cursor of a previous page."
         ) from exc

@@ -27,6 +27,12 @@ class Permission(StrEnum):
     CUSTOMERS_CLASSIFY = "customers:classify"
     AUDIT_READ = "audit:read"
     EVENTS_READ = "events:read"
+    WEBHOOKS_MANAGE = "webhooks:manage"
+    PRODUCTS_MANAGE = "products:manage"
+    PIPELINE_READ = "pipeline:read"
+    PIPELINE_WRITE = "pipeline:write"
+    PIPELINE_DELETE = "pipeline:delete"
+    APPROVALS_READ = "approvals:read"
 
 
 _REP = frozenset(
@@ -34,6 +40,9 @@ _REP = frozenset(
         Permission.CUSTOMERS_READ,
         Permission.CUSTOMERS_WRITE,
         Permission.EVENTS_READ,
+        Permission.PIPELINE_READ,
+        Permission.PIPELINE_WRITE,
+        Permission.APPROVALS_READ,
     }
 )
 _MANAGER = _REP | {
@@ -43,8 +52,13 @@ _MANAGER = _REP | {
     Permission.CUSTOMERS_ASSIGN,
     Permission.CUSTOMERS_CLASSIFY,
     Permission.AUDIT_READ,
+    Permission.PIPELINE_DELETE,
 }
-_DIRECTOR = _MANAGER | {Permission.REGIONS_MANAGE}
+_DIRECTOR = _MANAGER | {
+    Permission.REGIONS_MANAGE,
+    Permission.WEBHOOKS_MANAGE,
+    Permission.PRODUCTS_MANAGE,
+}
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.REP: _REP,

@@ -2,7 +2,10 @@
 
 from app.models.customers import Contact, Customer, FollowUp
 from app.models.people import RefreshToken, Region, User
-from app.models.platform import AuditEntry, Event, IdempotencyRecord
+from app.models.pipeline import Opportunity, Product
+from app.models.platform import AuditEntry, Event, IdempotencyRecord, StateChange
+from app.models.quotes import Quote, QuoteLine
+from app.models.webhooks import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookSecret
 
 __all__ = [
     "AuditEntry",
@@ -11,7 +14,16 @@ __all__ = [
     "Event",
     "FollowUp",
     "IdempotencyRecord",
+    "Opportunity",
+    "Product",
+    "Quote",
+    "QuoteLine",
     "RefreshToken",
     "Region",
+    "StateChange",
     "User",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookEndpoint",
+    "WebhookSecret",
 ]

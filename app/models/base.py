@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any, ClassVar
 
-from pydantic import ConfigDict
+from pydantic import ConfigDict, field_validator
 from sqlalchemy import JSON, BigInteger, Integer
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import declared_attr
@@ -53,6 +53,19 @@ class InputSchema(SQLModel):
     """Request bodies: unknown or read-only fields are refused (422), never ignored."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)  # type: ignore[assignment]
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _storable_text(cls, value: Any) -> Any:
+        # PostgreSQL refuses NUL and lone surrogates in text: say so instead of failing later.
+        if isinstance(value, str):
+            if "\x00" in value:
+                raise ValueError("text may not contain NUL characters")
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise ValueError("text must be valid Unicode") from exc
+        return value
 
 
 class ReadSchema(SQLModel):

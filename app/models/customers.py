@@ -7,12 +7,12 @@ from datetime import datetime
 from enum import StrEnum
 
 import pydantic
-from pydantic import EmailStr, model_validator
+from pydantic import EmailStr, StrictBool, StrictInt
 from sqlalchemy import Index, String, Text, text
 from sqlmodel import Field
 
 from app.models.base import InputSchema, RecordBase, ResourceRead
-from app.models.types import UTCDateTime
+from app.models.types import Timestamp, UTCDateTime
 
 
 class Classification(StrEnum):
@@ -114,7 +114,9 @@ class CustomerCreate(CustomerFields):
         min_length=1, max_length=200, examples=["Shanghai Lianhua Trading Co."]
     )
     owner_id: uuid.UUID | None = pydantic.Field(
-        default=None, description="Managers and the director may create for a rep; default: you."
+        default=None,
+        description="Managers may create for a rep of their region, the director for any rep "
+        "(and must name one); default: you.",
     )
 
 
@@ -134,6 +136,10 @@ class CustomerRead(ResourceRead):
     suggested_classification: Classification
     classification_overridden: bool
     classification_reason: str | None
+    classified_by_id: uuid.UUID | None = pydantic.Field(
+        description="Who last set or cleared the manual classification."
+    )
+    classified_at: datetime | None
     status: CustomerStatus
     owner_id: uuid.UUID
     region_id: uuid.UUID | None
@@ -165,7 +171,7 @@ class ContactFields(InputSchema):
     title: str | None = pydantic.Field(default=None, max_length=200)
     phone: str | None = pydantic.Field(default=None, max_length=50, pattern=r"^[0-9+()\-. ]{3,50}$")
     email: EmailStr | None = pydantic.Field(default=None, max_length=254)
-    is_primary: bool | None = None
+    is_primary: StrictBool | None = None
 
 
 class ContactCreate(ContactFields):
@@ -210,29 +216,23 @@ class FollowUp(RecordBase, table=True):
 class FollowUpFields(InputSchema):
     kind: FollowUpKind | None = None
     status: FollowUpStatus | None = None
-    due_at: datetime | None = pydantic.Field(
+    due_at: Timestamp | None = pydantic.Field(
         default=None, description="When a planned follow-up is due."
     )
-    occurred_at: datetime | None = pydantic.Field(
-        default=None, description="When a done follow-up happened; may be in the past."
+    occurred_at: Timestamp | None = pydantic.Field(
+        default=None,
+        description="When a done follow-up happened; may be in the past, not in the future. "
+        "Default: now.",
     )
     summary: str | None = pydantic.Field(default=None, max_length=4000)
     outcome: str | None = pydantic.Field(default=None, max_length=4000)
-    next_follow_up_at: datetime | None = None
+    next_follow_up_at: Timestamp | None = None
     opportunity_id: uuid.UUID | None = None
     contract_id: uuid.UUID | None = None
     complaint_id: uuid.UUID | None = None
-    satisfaction: int | None = pydantic.Field(
-        default=None, ge=1, le=5, description="1–5, for return visits."
+    satisfaction: StrictInt | None = pydantic.Field(
+        default=None, ge=1, le=5, description="1–5, for return visits only."
     )
-
-    @model_validator(mode="after")
-    def _aware_times(self) -> FollowUpFields:
-        for name in ("due_at", "occurred_at", "next_follow_up_at"):
-            value = getattr(self, name)
-            if value is not None and value.tzinfo is None:
-                raise ValueError(f"{name} needs a time zone (e.g. 2026-07-01T08:00:00Z)")
-        return self
 
 
 class FollowUpCreate(FollowUpFields):

@@ -7,7 +7,7 @@ from datetime import datetime
 from enum import StrEnum
 
 import pydantic
-from pydantic import EmailStr
+from pydantic import EmailStr, StrictBool
 from sqlalchemy import String
 from sqlmodel import Field, SQLModel
 
@@ -55,7 +55,7 @@ class UserCreate(InputSchema):
     full_name: str = pydantic.Field(min_length=1, max_length=200)
     role: Role
     region_id: uuid.UUID | None = None
-    is_active: bool = True
+    is_active: StrictBool = True
     password: str | None = pydantic.Field(default=None, min_length=8, max_length=128)
 
 
@@ -63,7 +63,7 @@ class UserUpdate(InputSchema):
     full_name: str | None = pydantic.Field(default=None, min_length=1, max_length=200)
     role: Role | None = None
     region_id: uuid.UUID | None = None
-    is_active: bool | None = None
+    is_active: StrictBool | None = None
     password: str | None = pydantic.Field(default=None, min_length=8, max_length=128)
 
 

@@ -33,6 +33,8 @@ class Event(SQLModel, table=True):
     owner_id: uuid.UUID | None = Field(default=None, index=True)
     region_id: uuid.UUID | None = Field(default=None, index=True)
     data: dict[str, Any] = Field(default_factory=dict, sa_type=JSONType)
+    # Set when the webhook worker has made this event's deliveries; null rows are its queue.
+    dispatched_at: datetime | None = Field(default=None, sa_type=UTCDateTime, index=True)
 
 
 class EventRead(ReadSchema):
@@ -95,3 +97,26 @@ class IdempotencyRecord(SQLModel, table=True):
     status_code: int | None = Field(default=None)
     response_headers: list[list[str]] | None = Field(default=None, sa_type=JSONType)
     response_body: bytes | None = Field(default=None, sa_column=Column(LargeBinary))
+
+
+class StateChange(SQLModel, table=True):
+    """Every state change of every workflow resource: from, to, who, when, note."""
+
+    __tablename__ = "state_changes"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    entity_type: str = Field(max_length=32)
+    entity_id: uuid.UUID = Field(index=True)
+    from_state: str = Field(max_length=32)
+    to_state: str = Field(max_length=32)
+    actor_id: uuid.UUID | None = Field(default=None)
+    note: str | None = Field(default=None, max_length=4000)
+    at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class StateChangeRead(ReadSchema):
+    from_state: str
+    to_state: str
+    actor_id: uuid.UUID | None
+    note: str | None
+    at: datetime

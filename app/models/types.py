@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
-from pydantic import Field, PlainSerializer
+from pydantic import AfterValidator, BeforeValidator, Field, PlainSerializer
 from sqlalchemy import DateTime, Numeric
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
@@ -61,3 +61,33 @@ Money = Annotated[
     PlainSerializer(_money_str, return_type=str, when_used="json"),
 ]
 """A non-negative amount of the deployment's currency, written as a decimal string."""
+
+
+def _iso_8601_only(value: Any) -> Any:
+    # Pydantic would read 0.5 or "1700000000" as a Unix time; the API speaks ISO 8601 only.
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or value.strip().lstrip("+-").replace(".", "", 1).isdigit():
+        raise ValueError("expected an ISO 8601 timestamp such as 2026-07-01T08:00:00Z")
+    return value
+
+
+def _aware_utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("the timestamp needs a time zone, e.g. 2026-07-01T08:00:00Z")
+    return value.astimezone(UTC)
+
+
+Timestamp = Annotated[datetime, BeforeValidator(_iso_8601_only), AfterValidator(_aware_utc)]
+"""An ISO 8601 timestamp with a zone, as clients send it; held in UTC."""
+
+
+def _iso_date_only(value: Any) -> Any:
+    # As for timestamps: 0 or "1700000000" is not a date, whatever pydantic would make of it.
+    if isinstance(value, date) or (isinstance(value, str) and not value.strip().isdigit()):
+        return value
+    raise ValueError("expected an ISO 8601 date such as 2026-07-01")
+
+
+Day = Annotated[date, BeforeValidator(_iso_date_only)]
+"""A calendar date, YYYY-MM-DD."""

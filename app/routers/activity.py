@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import Depends, Query
 
 from app.deps import SessionDep, require
 from app.models.platform import AuditEntryRead, EventPage, EventRead
+from app.models.types import Timestamp
 from app.pagination import Page
 from app.permissions import Actor, Permission
 from app.routers.common import Cursor, Limit, api_router
@@ -44,8 +44,10 @@ async def audit_log_list(
     entity_type: Annotated[str | None, Query(max_length=64)] = None,
     entity_id: uuid.UUID | None = None,
     actor_id: uuid.UUID | None = None,
-    from_: Annotated[datetime | None, Query(alias="from")] = None,
-    to: datetime | None = None,
+    from_: Annotated[
+        Timestamp | None, Query(alias="from", description="Entries at or after this time.")
+    ] = None,
+    to: Annotated[Timestamp | None, Query(description="Entries before this time.")] = None,
     sort: Literal["at", "-at"] = "-at",
     cursor: Cursor = None,
     limit: Limit = 50,

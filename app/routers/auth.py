@@ -45,18 +45,36 @@ def _tokens(pair: auth_service.TokenPair) -> TokenResponse:
     )
 
 
+def _no_store(response: Response) -> None:
+    # Responses carrying tokens must not be cached by browsers or proxies (RFC 6749 §5.1).
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Pragma"] = "no-cache"
+
+
 @router.post("/token", summary="Log in with email and password (OAuth2 password form)")
 async def auth_token(
     session: SessionDep,
     username: Annotated[str, Form(max_length=254, description="Your email.")],
     password: Annotated[str, Form(max_length=128)],
+    response: Response,
 ) -> TokenResponse:
+    _no_store(response)
     return _tokens(await auth_service.login(session, get_settings(), username, password))
 
 
 @router.post("/refresh", summary="Trade a refresh token for a new token pair")
-async def auth_refresh(session: SessionDep, body: RefreshRequest) -> TokenResponse:
-    return _tokens(await auth_service.refresh(session, get_settings(), body.refresh_token))
+async def auth_refresh(
+    session: SessionDep, body: RefreshRequest, response: Response
+) -> TokenResponse:
+    _no_store(response)
+    try:
+        pair = await auth_service.refresh(session, get_settings(), body.refresh_token)
+    except auth_service.RefreshTokenReused:
+        # The 401 would roll the request back, and the revocation of the replayed token's
+        # login with it: keep the revocation, then answer the error.
+        await session.commit()
+        raise
+    return _tokens(pair)
 
 
 @router.post("/logout", status_code=204, summary="Revoke refresh tokens", response_class=Response)

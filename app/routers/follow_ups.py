@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import Depends, Query, Response
@@ -16,6 +15,7 @@ from app.models.customers import (
     FollowUpStatus,
     FollowUpUpdate,
 )
+from app.models.types import Timestamp
 from app.pagination import Page
 from app.permissions import Actor, Permission
 from app.routers.common import (
@@ -48,9 +48,9 @@ async def follow_ups_list(
     status: FollowUpStatus | None = None,
     overdue: Annotated[bool | None, Query(description="Planned and past due.")] = None,
     from_: Annotated[
-        datetime | None, Query(alias="from", description="Occurred or due from.")
+        Timestamp | None, Query(alias="from", description="Occurred or due at or after.")
     ] = None,
-    to: Annotated[datetime | None, Query(description="Occurred or due before.")] = None,
+    to: Annotated[Timestamp | None, Query(description="Occurred or due before.")] = None,
     sort: Literal["created_at", "-created_at", "updated_at", "-updated_at"] = "-created_at",
     cursor: Cursor = None,
     limit: Limit = 50,

@@ -56,9 +56,17 @@ async def login(session: AsyncSession, settings: Settings, email: str, password:
     return await _issue(session, settings, user, uuid.uuid4())
 
 
+class RefreshTokenReused(Unauthorized):
+    """A used refresh token came back. Its login's tokens have been revoked in the session;
+    the caller must commit that revocation before answering, or the 401 rolls it back."""
+
+    def __init__(self) -> None:
+        super().__init__("The refresh token was already used; its login has been revoked.")
+
+
 async def refresh(session: AsyncSession, settings: Settings, token: str) -> TokenPair:
     """Trade a refresh token for a new pair. Each token works once; a replayed token revokes
-    every token of its login (someone else has it)."""
+    every token of its login (someone else has it) and raises ``RefreshTokenReused``."""
     now = utcnow()
     stored = (
         await session.scalars(
@@ -67,17 +75,18 @@ async def refresh(session: AsyncSession, settings: Settings, token: str) -> Toke
     ).first()
     if stored is None or stored.revoked_at is not None or stored.expires_at <= now:
         raise Unauthorized("The refresh token is invalid, expired or revoked.")
-    if stored.used_at is not None:
-        await _revoke_family(session, stored.family_id)
-        raise Unauthorized("The refresh token was already used; all its sessions are revoked.")
-    # Conditional update: of two concurrent refreshes with one token, only one wins.
+    # Read before the UPDATE below, which also refreshes the loaded row's used_at.
+    replayed = stored.used_at is not None
+    # Conditional update: of two concurrent refreshes with one token, only one wins; the
+    # loser is a second use of the token like any replay, whichever order they ran in.
     result = await session.execute(
         update(RefreshToken)
         .where(RefreshToken.id == stored.id, RefreshToken.used_at.is_(None))
         .values(used_at=now)
     )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
-        raise Unauthorized("The refresh token was already used.")
+    if replayed or result.rowcount != 1:  # type: ignore[attr-defined]
+        await _revoke_family(session, stored.family_id)
+        raise RefreshTokenReused()
     user = await session.get(User, stored.user_id)
     if user is None or not user.is_active:
         raise Unauthorized("The account is inactive.")

@@ -8,7 +8,7 @@ from pydantic import BaseModel
 from sqlalchemy import ColumnElement, Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.errors import NotFound, VersionConflict
+from app.errors import NotFound, ValidationFailed, VersionConflict
 
 M = TypeVar("M")
 
@@ -22,8 +22,15 @@ def ensure_version(obj: Any, expected: int | None) -> None:
 def apply_changes(
     obj: Any, changes: BaseModel, *, exclude: set[str] | None = None
 ) -> dict[str, Any]:
-    """Copy the fields the client sent onto ``obj``; returns what was sent."""
+    """Copy the fields the client sent onto ``obj``; returns what was sent.
+
+    An explicit null for a column that cannot be empty is a 422, not a database error.
+    """
     sent = changes.model_dump(exclude_unset=True, exclude=exclude or set())
+    columns = obj.__table__.c
+    for key, value in sent.items():
+        if value is None and key in columns and not columns[key].nullable:
+            raise ValidationFailed(["body", key], f"{key} cannot be null.", "null_not_allowed")
     for key, value in sent.items():
         setattr(obj, key, value)
     return sent

@@ -106,6 +106,12 @@ async def update_contact(
     sent = data.model_dump(exclude_unset=True)
     if sent.get("name", "") is None or ("is_primary" in sent and sent["is_primary"] is None):
         raise ValidationFailed(["body"], "name and is_primary cannot be null.")
+    if sent.get("is_primary") is False and contact.is_primary:
+        # A customer with contacts always has exactly one primary: move it, don't drop it.
+        raise ValidationFailed(
+            ["body", "is_primary"],
+            "This is the primary contact; make another contact primary instead.",
+        )
     apply_changes(contact, data)
     if contact.email is not None:
         contact.email = str(contact.email)

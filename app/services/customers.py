@@ -22,8 +22,11 @@ from app.models.customers import (
     CustomerRead,
     CustomerStatus,
     CustomerUpdate,
+    FollowUp,
+    FollowUpStatus,
 )
 from app.models.people import Role, User
+from app.models.pipeline import OPEN_STAGES, Opportunity
 from app.models.types import utcnow
 from app.pagination import paginate
 from app.permissions import Actor, scope_filter
@@ -217,6 +220,9 @@ async def _new_owner(session: AsyncSession, actor: Actor, owner_id: uuid.UUID) -
 
 async def create_customer(session: AsyncSession, actor: Actor, data: CustomerCreate) -> Customer:
     settings = await department.load(session)
+    if data.owner_id is None and actor.is_director:
+        # The director has no region: a customer of theirs would be no manager's to see.
+        raise ValidationFailed(["body", "owner_id"], "Name the rep who will own the customer.")
     owner_id = data.owner_id or actor.id
     owner = await _new_owner(session, actor, owner_id) if owner_id != actor.id else None
     key, phone = name_key(data.name), phone_key(data.phone)
@@ -262,6 +268,9 @@ async def update_customer(
     for field, value in sent.items():
         setattr(customer, field, str(value) if field == "email" and value else value)
     customer.name_key, customer.phone_key = key, phone
+    if not session.is_modified(customer):
+        # Nothing changed: no new version, and no event for subscribers to chase.
+        return customer
     await session.flush()
     events.record(session, "customer.updated", customer, await to_read(session, customer))
     return customer
@@ -291,6 +300,16 @@ async def assign_customer(
     owner = await _new_owner(session, actor, owner_id)
     previous = customer.owner_id
     customer.owner_id, customer.region_id = owner.id, owner.region_id
+    # Open opportunities follow the customer; closed ones stay with whoever closed them.
+    open_opportunities = await session.scalars(
+        select(Opportunity).where(
+            Opportunity.customer_id == customer.id,
+            Opportunity.deleted_at.is_(None),
+            Opportunity.stage.in_(OPEN_STAGES),
+        )
+    )
+    for opportunity in open_opportunities.all():
+        opportunity.owner_id, opportunity.region_id = owner.id, owner.region_id
     await session.flush()
     read = await to_read(session, customer)
     events.record(
@@ -329,10 +348,26 @@ async def override_classification(
 
 
 async def note_follow_up_done(session: AsyncSession, customer: Customer, at: datetime) -> None:
-    """A done follow-up moves the customer's last contact and next due date."""
+    """A done follow-up moves the customer's last contact and next due date (never back)."""
     if customer.last_follow_up_at is None or at > customer.last_follow_up_at:
         settings = await department.load(session)
         customer.last_follow_up_at = at
+        _schedule_next_follow_up(settings, customer)
+
+
+async def refresh_last_follow_up(session: AsyncSession, customer: Customer) -> None:
+    """Recompute the last contact from the done follow-ups, after one was edited or deleted:
+    a corrected date or a removed entry must not leave the customer looking seen.
+
+    The caller flushes its follow-up change first (sessions do not autoflush)."""
+    latest = await session.scalar(
+        select(func.max(FollowUp.occurred_at)).where(
+            FollowUp.customer_id == customer.id, FollowUp.status == FollowUpStatus.DONE
+        )
+    )
+    if latest != customer.last_follow_up_at:
+        settings = await department.load(session)
+        customer.last_follow_up_at = latest
         _schedule_next_follow_up(settings, customer)
 
 

@@ -24,7 +24,12 @@ from app.models.types import utcnow
 from app.pagination import paginate
 from app.permissions import Actor
 from app.services.common import ensure_version, get_visible
-from app.services.customers import customers_visible_ids, get_customer, note_follow_up_done
+from app.services.customers import (
+    customers_visible_ids,
+    get_customer,
+    note_follow_up_done,
+    refresh_last_follow_up,
+)
 
 FOLLOW_UP_SORTS = {"created_at": FollowUp.created_at, "updated_at": FollowUp.updated_at}
 # Clocks of phones and laptops drift; a follow-up "done" a minute ahead is not in the future.
@@ -46,14 +51,6 @@ def _check(follow_up: FollowUp) -> None:
         raise ValidationFailed(["body", "satisfaction"], "Only return visits carry a satisfaction.")
 
 
-async def _after_write(session: AsyncSession, follow_up: FollowUp, type_: str) -> None:
-    customer = await session.get_one(Customer, follow_up.customer_id)
-    if follow_up.status == FollowUpStatus.DONE and follow_up.occurred_at is not None:
-        await note_follow_up_done(session, customer, follow_up.occurred_at)
-    await session.flush()
-    events.record(session, type_, follow_up, FollowUpRead.model_validate(follow_up), scope=customer)
-
-
 async def create_follow_up(session: AsyncSession, actor: Actor, data: FollowUpCreate) -> FollowUp:
     customer = await get_customer(session, actor, data.customer_id)
     follow_up = FollowUp(
@@ -61,8 +58,15 @@ async def create_follow_up(session: AsyncSession, actor: Actor, data: FollowUpCr
     )
     _check(follow_up)
     session.add(follow_up)
-    await _after_write(session, follow_up, "follow_up.created")
+    if follow_up.status == FollowUpStatus.DONE and follow_up.occurred_at is not None:
+        await note_follow_up_done(session, customer, follow_up.occurred_at)
+    await session.flush()
+    _record(session, "follow_up.created", follow_up, customer)
     return follow_up
+
+
+def _record(session: AsyncSession, type_: str, follow_up: FollowUp, customer: Customer) -> None:
+    events.record(session, type_, follow_up, FollowUpRead.model_validate(follow_up), scope=customer)
 
 
 def _visible(actor: Actor) -> Any:
@@ -133,7 +137,14 @@ async def update_follow_up(
     for field, value in sent.items():
         setattr(follow_up, field, value)
     _check(follow_up)
-    await _after_write(session, follow_up, "follow_up.updated")
+    if not session.is_modified(follow_up):
+        return follow_up
+    await session.flush()
+    customer = await session.get_one(Customer, follow_up.customer_id)
+    # Done-ness or the date may have changed either way: recount from the stored follow-ups.
+    await refresh_last_follow_up(session, customer)
+    await session.flush()
+    _record(session, "follow_up.updated", follow_up, customer)
     return follow_up
 
 
@@ -152,3 +163,6 @@ async def delete_follow_up(
     )
     await session.delete(follow_up)
     await session.flush()
+    if follow_up.status == FollowUpStatus.DONE:
+        await refresh_last_follow_up(session, customer)
+        await session.flush()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
+from pydantic import BaseModel
 from sqlalchemy import func, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -29,6 +30,14 @@ from app.services.common import apply_changes, ensure_version, get_visible
 
 USER_SORTS = {"created_at": User.created_at, "email": User.email, "full_name": User.full_name}
 REGION_SORTS = {"created_at": Region.created_at, "name": Region.name}
+
+
+def _refuse_nulls(data: BaseModel, fields: set[str]) -> None:
+    """422 for an explicit null in a field that cannot be empty: the update schemas allow
+    None to mean "not sent", which would otherwise reach the database as a NULL."""
+    for field in sorted(fields & data.model_fields_set):
+        if getattr(data, field) is None:
+            raise ValidationFailed(["body", field], "May not be null.", "null_not_allowed")
 
 
 # Regions -------------------------------------------------------------------------------------
@@ -76,6 +85,7 @@ async def update_region(
 ) -> Region:
     region = await get_region(session, region_id)
     ensure_version(region, expected)
+    _refuse_nulls(data, {"name"})
     if data.name is not None:
         await _ensure_region_name_free(session, data.name, except_id=region.id)
     apply_changes(region, data)
@@ -183,6 +193,7 @@ async def update_user(
 ) -> User:
     user = await get_user(session, actor, user_id)
     ensure_version(user, expected)
+    _refuse_nulls(data, {"full_name", "role", "is_active", "password"})
     sent = data.model_dump(exclude_unset=True)
     is_self = user.id == actor.id
     if is_self and ({"role", "region_id", "is_active"} & sent.keys()):

@@ -1,0 +1,1 @@
+"""Webhooks: message format and signing (``messages``), the delivery worker (``delivery``)."""

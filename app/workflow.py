@@ -1,0 +1,149 @@
+"""The one state-machine mechanism every workflow resource uses.
+
+A workflow is data: ``{from_state: {to_state: Rule}}`` beside the model. ``transition``
+checks the move (409 ``invalid_transition``), the caller's role (403), the fields the move
+needs (422) and its gates (409 ``conflict`` with a reason), then writes. The write is a
+versioned UPDATE (``WHERE version = :seen``), so of two concurrent moves only one wins; the
+loser gets 412. Every move leaves a history row and an event in the same transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app import events
+from app.errors import Conflict, Forbidden, InvalidTransition, ValidationFailed
+from app.models.people import Role
+from app.models.platform import StateChange
+from app.permissions import Actor
+from app.services.common import ensure_version
+
+M = TypeVar("M")
+
+Gate = Callable[[AsyncSession, Any, Mapping[str, Any]], Awaitable[str | None]]
+"""Answers None when the move may go ahead, else a sentence saying what is missing.
+Its ``__name__`` is the machine-readable ``reason``."""
+
+Authority = Callable[[Actor, Any], str | None]
+"""Beyond the role: None when this actor may take the move on this record, else why not."""
+
+Effect = Callable[[AsyncSession, Actor, Any, Mapping[str, Any]], Awaitable[None]]
+"""What a move does besides changing the state (set amounts, timestamps, follow-on records)."""
+
+ALL_ROLES = frozenset(Role)
+MANAGERS = frozenset({Role.REGIONAL_MANAGER, Role.DIRECTOR})
+
+
+@dataclass(frozen=True)
+class Rule:
+    roles: frozenset[Role] = ALL_ROLES
+    needs: tuple[str, ...] = ()
+    gates: tuple[Gate, ...] = ()
+    authority: Authority | None = None
+    effect: Effect | None = None
+    event: str | None = None
+
+
+class MoveOption(BaseModel):
+    """A move the caller may make now, for drawing buttons."""
+
+    to: str
+    needs: list[str]
+    blocked_by: str | None = None
+
+
+@dataclass
+class Workflow(Generic[M]):
+    entity_type: str
+    state_field: str
+    table: Mapping[str, Mapping[str, Rule]]
+    to_read: Callable[[AsyncSession, Any], Awaitable[BaseModel]]
+    default_event: str = ""
+    event_scope: Callable[[AsyncSession, Any], Awaitable[Any]] | None = None
+    closed_states: frozenset[str] = field(default_factory=frozenset)
+
+    def moves_from(self, state: str) -> Mapping[str, Rule]:
+        return self.table.get(state, {})
+
+    async def options(self, session: AsyncSession, actor: Actor, obj: Any) -> list[MoveOption]:
+        """The moves this actor may take now, each with its needed fields and any gate that
+        would still refuse it."""
+        result = []
+        for to, rule in self.moves_from(getattr(obj, self.state_field)).items():
+            if actor.role not in rule.roles:
+                continue
+            if rule.authority is not None and rule.authority(actor, obj) is not None:
+                continue
+            blocked = None
+            for gate in rule.gates:
+                if await gate(session, obj, {"to": to}) is not None:
+                    blocked = gate.__name__
+                    break
+            result.append(MoveOption(to=to, needs=list(rule.needs), blocked_by=blocked))
+        return result
+
+    async def transition(
+        self,
+        session: AsyncSession,
+        actor: Actor,
+        obj: Any,
+        to: str,
+        fields: Mapping[str, Any],
+        expected_version: int | None,
+    ) -> Any:
+        # A stale If-Match is answered first: the client's view is outdated whatever it asks.
+        ensure_version(obj, expected_version)
+        current = getattr(obj, self.state_field)
+        moves = self.moves_from(current)
+        rule = moves.get(to)
+        if rule is None:
+            raise InvalidTransition(
+                f"A {self.entity_type} cannot move from {current} to {to}.",
+                current=current,
+                allowed=[s for s, r in moves.items() if actor.role in r.roles],
+            )
+        if actor.role not in rule.roles:
+            raise Forbidden(f"Your role may not move a {self.entity_type} to {to}.")
+        if rule.authority is not None and (why := rule.authority(actor, obj)) is not None:
+            raise Forbidden(why)
+        for name in rule.needs:
+            if fields.get(name) in (None, ""):
+                raise ValidationFailed(["body", name], f"Moving to {to} needs {name}.", "missing")
+        context = {**fields, "to": to, "from": current}
+        for gate in rule.gates:
+            if (why := await gate(session, obj, context)) is not None:
+                raise Conflict(why, reason=gate.__name__)
+        setattr(obj, self.state_field, to)
+        if rule.effect is not None:
+            await rule.effect(session, actor, obj, context)
+        session.add(
+            StateChange(
+                entity_type=self.entity_type,
+                entity_id=obj.id,
+                from_state=current,
+                to_state=to,
+                actor_id=actor.id,
+                note=fields.get("note"),
+            )
+        )
+        await session.flush()
+        scope = await self.event_scope(session, obj) if self.event_scope else obj
+        read = await self.to_read(session, obj)
+        payload = {**read.model_dump(mode="json"), "from": current, "note": fields.get("note")}
+        for type_ in dict.fromkeys(e for e in (self.default_event, rule.event) if e):
+            events.record(session, type_, obj, payload, scope=scope)
+        return obj
+
+    async def history(self, session: AsyncSession, obj: Any) -> Sequence[StateChange]:
+        stmt = (
+            select(StateChange)
+            .where(StateChange.entity_type == self.entity_type, StateChange.entity_id == obj.id)
+            .order_by(StateChange.at, StateChange.id)
+        )
+        return (await session.scalars(stmt)).all()
