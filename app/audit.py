@@ -19,7 +19,10 @@ from app.models.platform import AuditEntry
 
 # Never copied into the audit log.
 _SECRET_COLUMNS = frozenset({"password_hash", "secret", "token_digest"})
+# How a changed secret shows in the log: its plain name, never its value or digest.
+_SECRET_NAMES = {"password_hash": "credentials", "secret": "secret", "token_digest": "token"}
 _NOISE_COLUMNS = frozenset({"version", "updated_at"})
+_REDACTED = "[changed]"
 
 
 def _jsonable(value: Any) -> Any:
@@ -44,7 +47,8 @@ def _changes(obj: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     state = inspect(obj)
     before: dict[str, Any] = {}
     after: dict[str, Any] = {}
-    for key in _columns(obj):
+    for attr in state.mapper.column_attrs:
+        key = attr.key
         if key in _NOISE_COLUMNS:
             continue
         history = state.attrs[key].history
@@ -53,6 +57,11 @@ def _changes(obj: Any) -> tuple[dict[str, Any], dict[str, Any]]:
         old = history.deleted[0] if history.deleted else None
         new = history.added[0] if history.added else None
         if old == new:
+            continue
+        if key in _SECRET_COLUMNS:
+            # That a secret changed is worth knowing; its value never is.
+            name = _SECRET_NAMES[key]
+            before[name], after[name] = _REDACTED, _REDACTED
             continue
         before[key] = _jsonable(old)
         after[key] = _jsonable(new)

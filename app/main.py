@@ -21,15 +21,20 @@ from app.middleware import AccessLogMiddleware
 from app.routers import (
     activity,
     auth,
+    complaints,
+    contracts,
     customers,
     follow_ups,
     health,
     opportunities,
     people,
+    performance,
     products,
     quotes,
+    targets,
     webhooks,
 )
+from app.routers import settings as settings_routes
 from app.webhooks.messages import parse_retry_delays
 from app.worker import run_forever
 
@@ -97,11 +102,27 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             {"name": "opportunities", "description": "The pipeline: stages, gates and history."},
             {"name": "quotes", "description": "Quotes, lines and discount approval."},
             {"name": "approvals", "description": "What waits for your approval."},
+            {
+                "name": "contracts",
+                "description": "Contracts: review, payment plans, deliveries, payments and "
+                "receivables.",
+            },
+            {
+                "name": "complaints",
+                "description": "Customer complaints: handling, SLA breaches and escalation.",
+            },
             {"name": "events", "description": "The event feed, for integrations that poll."},
             {
                 "name": "webhooks",
                 "description": "Signed event deliveries to your endpoints (director).",
             },
+            {"name": "targets", "description": "Sales targets and their allocation."},
+            {"name": "market-sizes", "description": "Market size per region and period."},
+            {
+                "name": "performance",
+                "description": "Summary, leaderboard, funnel, forecast, commissions.",
+            },
+            {"name": "settings", "description": "The department's rules (director)."},
             {"name": "audit", "description": "Who changed what, when."},
             {"name": "health", "description": "Liveness, readiness and metrics."},
         ],
@@ -122,6 +143,14 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         opportunities.router,
         quotes.router,
         quotes.approvals,
+        contracts.router,
+        contracts.deliveries,
+        contracts.receivables,
+        complaints.router,
+        targets.targets,
+        targets.market_sizes,
+        performance.router,
+        settings_routes.router,
         activity.events,
         activity.audit,
         webhooks.router,

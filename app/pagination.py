@@ -7,7 +7,7 @@ import binascii
 import json
 import uuid
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Generic, TypeVar
 
@@ -32,7 +32,7 @@ class Page(BaseModel, Generic[T]):
 
 
 def _encode_value(value: Any) -> Any:
-    if isinstance(value, datetime):
+    if isinstance(value, datetime | date):
         return value.isoformat()
     if isinstance(value, uuid.UUID | Decimal):
         return str(value)
@@ -58,6 +58,8 @@ def _decode_value(column: InstrumentedAttribute[Any], raw: Any) -> Any:
     (a time without a zone, a number out of range) is a ValueError here, hence a 400, rather
     than a driver error later."""
     python_type = _python_type(column)
+    if python_type is date:
+        return date.fromisoformat(raw)
     if python_type is datetime:
         moment = datetime.fromisoformat(raw)
         if moment.tzinfo is None:

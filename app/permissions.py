@@ -33,6 +33,16 @@ class Permission(StrEnum):
     PIPELINE_WRITE = "pipeline:write"
     PIPELINE_DELETE = "pipeline:delete"
     APPROVALS_READ = "approvals:read"
+    COMPLAINTS_READ = "complaints:read"
+    COMPLAINTS_WRITE = "complaints:write"
+    COMPLAINTS_ASSIGN = "complaints:assign"
+    CONTRACTS_READ = "contracts:read"
+    CONTRACTS_WRITE = "contracts:write"
+    SETTINGS_MANAGE = "settings:manage"
+    TARGETS_READ = "targets:read"
+    TARGETS_MANAGE = "targets:manage"
+    MARKET_SIZES_MANAGE = "market_sizes:manage"
+    PERFORMANCE_READ = "performance:read"
 
 
 _REP = frozenset(
@@ -43,6 +53,14 @@ _REP = frozenset(
         Permission.PIPELINE_READ,
         Permission.PIPELINE_WRITE,
         Permission.APPROVALS_READ,
+        Permission.COMPLAINTS_READ,
+        Permission.COMPLAINTS_WRITE,
+        # Every role drafts and runs contracts in its scope; who reviews or terminates one
+        # is the contract workflow's business.
+        Permission.CONTRACTS_READ,
+        Permission.CONTRACTS_WRITE,
+        Permission.TARGETS_READ,
+        Permission.PERFORMANCE_READ,
     }
 )
 _MANAGER = _REP | {
@@ -53,11 +71,15 @@ _MANAGER = _REP | {
     Permission.CUSTOMERS_CLASSIFY,
     Permission.AUDIT_READ,
     Permission.PIPELINE_DELETE,
+    Permission.COMPLAINTS_ASSIGN,
+    Permission.TARGETS_MANAGE,
 }
 _DIRECTOR = _MANAGER | {
     Permission.REGIONS_MANAGE,
     Permission.WEBHOOKS_MANAGE,
     Permission.PRODUCTS_MANAGE,
+    Permission.SETTINGS_MANAGE,
+    Permission.MARKET_SIZES_MANAGE,
 }
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {

@@ -4,23 +4,43 @@ audit trail like real data. Running it twice changes nothing."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
+from decimal import Decimal
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import Database
+from app.models.complaints import ComplaintCreate
+from app.models.contracts import ContractCreate, DeliveryCreate, InstallmentCreate, PaymentCreate
 from app.models.customers import (
     ContactCreate,
+    Customer,
     CustomerCreate,
     FollowUpCreate,
     FollowUpKind,
     FollowUpStatus,
 )
 from app.models.people import Region, Role, User
-from app.models.types import utcnow
+from app.models.pipeline import OpportunityCreate, ProductCreate
+from app.models.quotes import QuoteCreate, QuoteLineInput
+from app.models.types import CENT, utcnow
 from app.permissions import Actor
 from app.security import hash_password
-from app.services import contacts, customers, follow_ups
+from app.services import (
+    collections,
+    contacts,
+    contract_workflow,
+    customers,
+    deliveries,
+    department,
+    follow_ups,
+    opportunities,
+    products,
+    quotes,
+)
+from app.services import complaints as complaint_service
+from app.services import contracts as contract_service
 
 DEMO_PASSWORD = "demo-password"
 DIRECTOR_EMAIL = "director@example.com"
@@ -184,5 +204,123 @@ async def seed_demo(database: Database) -> bool:
                     summary="Call about the quote.",
                 ),
             )
+        await _seed_complaints(session, users, now)
+        await _seed_contracts(session, users)
         session.info.pop("actor_id", None)
     return True
+
+
+# (rep, customer, channel, category, severity, hours since received): one on time, one
+# logged late by phone and so breached and escalated at intake.
+_COMPLAINTS = [
+    ("east.rep1@example.com", "Shanghai Lianhua Trading Co.", "email", "delivery", "medium", 2),
+    ("north.rep1@example.com", "Beijing Capital Pharma", "phone", "product_quality", "high", 5),
+]
+
+
+async def _seed_complaints(session: AsyncSession, users: dict[str, User], now: datetime) -> None:
+    for email, name, channel, category, severity, hours in _COMPLAINTS:
+        rep = _actor(users[email])
+        session.info["actor_id"] = rep.id
+        customer_id = await session.scalar(select(Customer.id).where(Customer.name == name))
+        await complaint_service.create_complaint(
+            session,
+            rep,
+            ComplaintCreate.model_validate(
+                {
+                    "customer_id": customer_id,
+                    "channel": channel,
+                    "category": category,
+                    "severity": severity,
+                    "description": "Two units arrived damaged; the customer wants them replaced.",
+                    "received_at": now - timedelta(hours=hours),
+                }
+            ),
+        )
+
+
+# (customer, pumps, signed): a signed contract collecting its plan, and a large one (above
+# the director threshold) waiting for the East manager's review.
+_CONTRACTS = [
+    ("Shanghai Lianhua Trading Co.", 2, True),
+    ("Hangzhou Westlake Instruments", 8, False),
+]
+
+
+async def _seed_contracts(session: AsyncSession, users: dict[str, User]) -> None:
+    rep = _actor(users["east.rep1@example.com"])
+    manager = _actor(users["east.manager@example.com"])
+    session.info["actor_id"] = users[DIRECTOR_EMAIL].id
+    pump = await products.create_product(
+        session,
+        ProductCreate(
+            sku="PUMP-200", name="Centrifugal pump 200", unit="piece", list_price=Decimal("85000")
+        ),
+    )
+    today = department.today()
+    for name, pumps, signed in _CONTRACTS:
+        session.info["actor_id"] = rep.id
+        customer_id = await session.scalar(select(Customer.id).where(Customer.name == name))
+        assert customer_id is not None
+        opp = await opportunities.create_opportunity(
+            session,
+            rep,
+            OpportunityCreate(
+                customer_id=customer_id,
+                title=f"{pumps} pumps for the new line",
+                needs_summary="Replace the ageing pumps of the main line.",
+            ),
+        )
+        for stage in ("contacted", "needs_analysis", "proposal"):
+            await opportunities.transition(session, rep, opp.id, stage, {}, None)
+        line = QuoteLineInput(product_id=pump.id, quantity=Decimal(pumps))
+        quote = await quotes.create_quote(
+            session,
+            rep,
+            opp.id,
+            QuoteCreate(lines=[line], payment_terms="30% advance, 30% on delivery, 40% in 60 days"),
+        )
+        await opportunities.transition(session, rep, opp.id, "negotiation", {}, None)
+        for status in ("approved", "sent", "accepted"):
+            await quotes.transition(session, rep, quote.id, status, {}, None)
+        await opportunities.transition(session, rep, opp.id, "won", {}, None)
+        contract = await contract_service.create_contract(
+            session,
+            rep,
+            ContractCreate(opportunity_id=opp.id, warranty="Two years, parts and labour"),
+        )
+        part = (contract.amount * Decimal("0.3")).quantize(CENT)
+        # The advance is paid, the second part is overdue, the balance falls due later.
+        plan = [
+            InstallmentCreate(due_date=today - timedelta(days=20), amount=part),
+            InstallmentCreate(due_date=today - timedelta(days=5), amount=part),
+            InstallmentCreate(
+                due_date=today + timedelta(days=60), amount=contract.amount - 2 * part
+            ),
+        ]
+        await collections.replace_installments(session, rep, contract.id, plan, None)
+        await contract_workflow.transition(session, rep, contract.id, "under_review", {}, None)
+        if not signed:
+            continue
+        session.info["actor_id"] = manager.id
+        note = {"note": "Standard terms."}
+        await contract_workflow.transition(session, manager, contract.id, "approved", note, None)
+        session.info["actor_id"] = rep.id
+        await contract_workflow.transition(session, rep, contract.id, "signed", {}, None)
+        await collections.record_payment(
+            session,
+            rep,
+            contract.id,
+            PaymentCreate(
+                amount=part,
+                received_on=today - timedelta(days=18),
+                method="bank_transfer",
+                reference="DEMO-ADVANCE",
+            ),
+        )
+        await deliveries.create_delivery(
+            session,
+            rep,
+            contract.id,
+            DeliveryCreate(description=f"{pumps} centrifugal pumps", planned_date=today),
+        )

@@ -13,10 +13,13 @@ import logging
 from app.config import Settings, get_settings
 from app.db import Database
 from app.idempotency import purge_expired
+from app.services import complaint_sla, contract_workflow
 from app.webhooks.delivery import run_deliveries
 
 logger = logging.getLogger("salesdesk.worker")
 HOUSEKEEPING_SECONDS = 3600
+COMPLAINT_SWEEP_SECONDS = 60
+CONTRACT_REVIEW_SWEEP_SECONDS = 60
 
 
 async def _housekeeping(database: Database, stop: asyncio.Event) -> None:
@@ -31,10 +34,44 @@ async def _housekeeping(database: Database, stop: asyncio.Event) -> None:
             await asyncio.wait_for(stop.wait(), HOUSEKEEPING_SECONDS)
 
 
+async def _complaint_sweeps(database: Database, stop: asyncio.Event) -> None:
+    # Breaches are also escalated when a complaint is read or changed; this catches the ones
+    # nobody touches. Any number of workers may sweep at once: each breach escalates once.
+    while not stop.is_set():
+        try:
+            escalated = await complaint_sla.sweep(database)
+            if escalated:
+                logger.info("escalated %d breached complaints", escalated)
+        except Exception:  # keep the worker alive through a database outage
+            logger.exception("complaint sweep failed")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), COMPLAINT_SWEEP_SECONDS)
+
+
+async def _contract_review_sweeps(database: Database, stop: asyncio.Event) -> None:
+    # Reviews past their due time raise contract.review_overdue once per review step,
+    # however many workers sweep.
+    while not stop.is_set():
+        try:
+            async with database.session() as session, session.begin():
+                flagged = await contract_workflow.flag_overdue_reviews(session)
+            if flagged:
+                logger.info("flagged %d overdue contract reviews", flagged)
+        except Exception:  # keep the worker alive through a database outage
+            logger.exception("contract review sweep failed")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), CONTRACT_REVIEW_SWEEP_SECONDS)
+
+
 async def run_forever(
     database: Database, settings: Settings | None = None, stop: asyncio.Event | None = None
 ) -> None:
     """Deliver webhooks and keep house until ``stop`` is set (or the task is cancelled)."""
     settings = settings or get_settings()
     stop = stop or asyncio.Event()
-    await asyncio.gather(_housekeeping(database, stop), run_deliveries(database, settings, stop))
+    await asyncio.gather(
+        _housekeeping(database, stop),
+        _complaint_sweeps(database, stop),
+        _contract_review_sweeps(database, stop),
+        run_deliveries(database, settings, stop),
+    )

@@ -50,7 +50,7 @@ class EventRead(ReadSchema):
 class EventPage(SQLModel):
     items: list[EventRead]
     next_cursor: str | None = pydantic.Field(
-        description="Pass as `after` to read on; null when there is nothing newer yet."
+        description="Pass as `after` to read on, also when this page is empty."
     )
 
 

@@ -75,7 +75,10 @@ def _iso_8601_only(value: Any) -> Any:
 def _aware_utc(value: datetime) -> datetime:
     if value.tzinfo is None:
         raise ValueError("the timestamp needs a time zone, e.g. 2026-07-01T08:00:00Z")
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError as exc:
+        raise ValueError("the timestamp is out of range") from exc
 
 
 Timestamp = Annotated[datetime, BeforeValidator(_iso_8601_only), AfterValidator(_aware_utc)]

@@ -15,6 +15,8 @@ from app.permissions import Actor, Permission
 from app.routers.common import Cursor, Limit, api_router
 from app.services import activity
 
+EVENT_TYPE_PATTERN = r"^[a-z_]+\.[a-z_]+$"
+
 events = api_router("/events", "events")
 audit = api_router("/audit-log", "audit")
 
@@ -28,7 +30,10 @@ async def events_list(
     session: SessionDep,
     actor: Annotated[Actor, Depends(require(Permission.EVENTS_READ))],
     after: Cursor = None,
-    type: Annotated[list[str] | None, Query(max_length=20, description="Only these types.")] = None,
+    type: Annotated[
+        list[Annotated[str, Query(pattern=EVENT_TYPE_PATTERN, max_length=64)]] | None,
+        Query(max_length=20, description="Only these types, e.g. customer.created."),
+    ] = None,
     limit: Limit = 100,
 ) -> EventPage:
     rows, next_cursor = await activity.read_feed(

@@ -15,7 +15,7 @@ STANDARD_ERRORS = error_responses(400, 401, 403, 404, 409, 412, 422, 429, 503)
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size, 1–200.")]
 Cursor = Annotated[
     str | None,
-    Query(max_length=1024, description="The `next_cursor` of the previous page."),
+    Query(description="The `next_cursor` of the previous page."),
 ]
 Search = Annotated[str | None, Query(min_length=1, max_length=200, description="Search by name.")]
 

@@ -5,12 +5,18 @@ from __future__ import annotations
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
-from sqlalchemy import ColumnElement, Select, select
+from sqlalchemy import ColumnElement, Select, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import NotFound, ValidationFailed, VersionConflict
 
 M = TypeVar("M")
+
+
+def matches_text(q: str, *columns: Any) -> ColumnElement[bool]:
+    """Case-insensitive "contains" over any of ``columns``; % and _ in ``q`` are literal."""
+    needle = q.lower()
+    return or_(*(func.lower(column).contains(needle, autoescape=True) for column in columns))
 
 
 def ensure_version(obj: Any, expected: int | None) -> None:

@@ -14,6 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import events
 from app.errors import Conflict, Forbidden, ValidationFailed
+from app.models.complaints import Complaint, ComplaintStatus
+from app.models.contracts import Contract, ContractStatus
 from app.models.customers import (
     Classification,
     ClassificationOverride,
@@ -310,6 +312,14 @@ async def assign_customer(
     )
     for opportunity in open_opportunities.all():
         opportunity.owner_id, opportunity.region_id = owner.id, owner.region_id
+    # So do complaints still being handled.
+    open_complaints = await session.scalars(
+        select(Complaint).where(
+            Complaint.customer_id == customer.id, Complaint.status != ComplaintStatus.CLOSED
+        )
+    )
+    for complaint in open_complaints.all():
+        complaint.owner_id, complaint.region_id = owner.id, owner.region_id
     await session.flush()
     read = await to_read(session, customer)
     events.record(
@@ -374,3 +384,36 @@ async def refresh_last_follow_up(session: AsyncSession, customer: Customer) -> N
 def customers_visible_ids(actor: Actor) -> Select[Any]:
     """Ids of the customers the actor sees: the scope of everything hanging off a customer."""
     return select(Customer.id).where(visible_customers(actor))
+
+
+async def refresh_classification(session: AsyncSession, customer: Customer) -> None:
+    """Recompute the suggested class from signed revenue and contracts of the last 12 months
+    and the largest open opportunity; the class follows unless a manager overrode it.
+
+    The caller flushes its contract change first (sessions do not autoflush)."""
+    settings = await department.load(session)
+    since = utcnow() - timedelta(days=365)
+    revenue, count = (
+        await session.execute(
+            select(func.coalesce(func.sum(Contract.amount), 0), func.count(Contract.id)).where(
+                Contract.customer_id == customer.id,
+                Contract.signed_at >= since,
+                Contract.status != ContractStatus.TERMINATED,
+            )
+        )
+    ).one()
+    largest = await session.scalar(
+        select(func.coalesce(func.max(Opportunity.amount), 0)).where(
+            Opportunity.customer_id == customer.id,
+            Opportunity.deleted_at.is_(None),
+            Opportunity.stage.in_(OPEN_STAGES),
+        )
+    )
+    # Aggregates come back as the column's type on PostgreSQL, as a number on SQLite.
+    suggested = suggest_classification(
+        settings, Decimal(str(revenue)), int(count), Decimal(str(largest or 0))
+    )
+    customer.suggested_classification = suggested
+    if not customer.classification_overridden and customer.classification != suggested:
+        customer.classification = suggested
+        _schedule_next_follow_up(settings, customer)

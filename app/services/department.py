@@ -1,45 +1,244 @@
-"""The department's business settings: cadences, thresholds and other tunable rules.
+"""The department's business settings: cadences, thresholds, SLAs, KPI weights, commissions.
 
-The numbers are the defaults of the sales handbook; a director will edit them through
-``/settings`` (see the performance issue), which is why services read them from here.
+The numbers are the defaults of the sales handbook. The director edits them through
+``/settings``; services read them with ``load`` so an edit applies to the next request.
 """
 
 from __future__ import annotations
 
-from datetime import date, datetime
+import re
+import uuid
+from datetime import date, datetime, time
 from decimal import Decimal
-from zoneinfo import ZoneInfo
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, Field
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    StrictInt,
+    ValidationError,
+    WithJsonSchema,
+    model_validator,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app import events
 from app.config import get_settings
+from app.errors import ValidationFailed, VersionConflict
+from app.models.performance import SettingsRecord
 
 
-class ClassificationThresholds(BaseModel):
-    a_revenue: Decimal = Decimal("1000000.00")
-    a_contracts: int = 3
-    b_revenue: Decimal = Decimal("200000.00")
-    b_open_opportunity: Decimal = Decimal("200000.00")
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ClassificationThresholds(_Section):
+    a_revenue: Decimal = Field(default=Decimal("1000000.00"), ge=0)
+    a_contracts: StrictInt = Field(default=3, ge=1)
+    b_revenue: Decimal = Field(default=Decimal("200000.00"), ge=0)
+    b_open_opportunity: Decimal = Field(default=Decimal("200000.00"), ge=0)
+
+
+_CLOCK = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+
+
+def _clock_time(value: Any) -> Any:
+    if isinstance(value, time):
+        return value
+    if isinstance(value, str) and _CLOCK.match(value):
+        return time.fromisoformat(value)
+    raise ValueError("a local clock time is HH:MM, e.g. 09:00")
+
+
+ClockTime = Annotated[
+    time,
+    BeforeValidator(_clock_time),
+    PlainSerializer(lambda t: t.strftime("%H:%M"), return_type=str, when_used="json"),
+    WithJsonSchema({"type": "string", "pattern": _CLOCK.pattern, "examples": ["09:00"]}),
+]
+"""A wall-clock time in the department's zone, written HH:MM."""
+
+
+class BusinessHours(_Section):
+    """When the department works (上班时间 9:00—18:00, Monday to Friday by default)."""
+
+    time_zone: str = Field(default_factory=lambda: get_settings().time_zone)
+    start: ClockTime = time(9, 0)
+    end: ClockTime = time(18, 0)
+    working_days: list[StrictInt] = Field(
+        default_factory=lambda: [0, 1, 2, 3, 4], description="0 = Monday … 6 = Sunday."
+    )
+
+
+class ComplaintSla(_Section):
+    """Hours to acknowledge and to resolve, counted round the clock from ``received_at``."""
+
+    acknowledge_hours: StrictInt = Field(ge=1, le=24 * 90)
+    resolve_hours: StrictInt = Field(ge=1, le=24 * 365)
+
+
+def _default_complaint_slas() -> dict[str, ComplaintSla]:
+    return {
+        "critical": ComplaintSla(acknowledge_hours=1, resolve_hours=24),
+        "high": ComplaintSla(acknowledge_hours=4, resolve_hours=72),
+        "medium": ComplaintSla(acknowledge_hours=8, resolve_hours=120),
+        "low": ComplaintSla(acknowledge_hours=24, resolve_hours=240),
+    }
+
+
+class KpiWeights(_Section):
+    revenue_attainment: Decimal = Field(default=Decimal("0.60"), ge=0, le=1)
+    growth: Decimal = Field(default=Decimal("0.20"), ge=0, le=1)
+    market_share: Decimal = Field(default=Decimal("0.10"), ge=0, le=1)
+    satisfaction: Decimal = Field(default=Decimal("0.10"), ge=0, le=1)
+
+
+class CommissionPlan(_Section):
+    """Commission on collected payments, tiered by attainment of the collection target."""
+
+    low_attainment_below: Decimal = Field(default=Decimal("0.60"), ge=0, le=1)
+    low_rate: Decimal = Field(default=Decimal("0.01"), ge=0, le=1)
+    base_rate: Decimal = Field(default=Decimal("0.03"), ge=0, le=1)
+    above_target_rate: Decimal = Field(default=Decimal("0.05"), ge=0, le=1)
 
 
 class DepartmentSettings(BaseModel):
-    follow_up_cadence_days: dict[str, int] = Field(
+    """Every tunable rule of the department, with the handbook's defaults."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    follow_up_cadence_days: dict[str, StrictInt] = Field(
         default_factory=lambda: {"A": 7, "B": 14, "C": 30}
     )
     dormant_after_days: int = 180
+    classification: ClassificationThresholds = Field(default_factory=ClassificationThresholds)
     # A discount up to this effective percentage is the region's manager's to approve;
     # above it, the director's.
     manager_max_discount_percent: Decimal = Decimal("10.00")
-    classification: ClassificationThresholds = Field(default_factory=ClassificationThresholds)
+    # Contracts above this amount are reviewed by the director after the manager.
+    contract_director_threshold: Decimal = Decimal("500000.00")
+    contract_review_hours: StrictInt = Field(
+        default=9, description="Working hours per review step."
+    )
+    business_hours: BusinessHours = Field(default_factory=BusinessHours)
+    complaint_slas: dict[str, ComplaintSla] = Field(default_factory=_default_complaint_slas)
+    kpi_weights: KpiWeights = Field(default_factory=KpiWeights)
+    kpi_part_cap: Decimal = Decimal("1.50")
+    commission: CommissionPlan = Field(default_factory=CommissionPlan)
+    return_visit_within_days: StrictInt = Field(default=7, ge=1, le=90)
+
+    @model_validator(mode="after")
+    def _coherent(self) -> DepartmentSettings:
+        weights = self.kpi_weights
+        total = weights.revenue_attainment + weights.growth + weights.market_share
+        if total + weights.satisfaction != Decimal(1):
+            raise ValueError("kpi_weights must add up to 1")
+        plan = self.commission
+        if not (0 < plan.low_attainment_below <= 1):
+            raise ValueError("commission.low_attainment_below is a share of target in (0, 1]")
+        if not (0 <= plan.low_rate <= plan.base_rate <= plan.above_target_rate < 1):
+            raise ValueError("commission rates must be ordered: low ≤ base ≤ above target < 1")
+        hours = self.business_hours
+        if hours.start >= hours.end or not hours.working_days:
+            raise ValueError("business hours need start < end and at least one working day")
+        if not set(hours.working_days) <= set(range(7)):
+            raise ValueError("working_days are 0 (Monday) to 6 (Sunday)")
+        try:
+            ZoneInfo(hours.time_zone)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {hours.time_zone!r}") from exc
+        if set(self.follow_up_cadence_days) != {"A", "B", "C"}:
+            raise ValueError("follow_up_cadence_days needs exactly A, B and C")
+        if any(not 1 <= days <= 365 for days in self.follow_up_cadence_days.values()):
+            raise ValueError("follow-up cadences are 1 to 365 days")
+        if set(self.complaint_slas) != {"critical", "high", "medium", "low"}:
+            raise ValueError("complaint_slas needs critical, high, medium and low")
+        for name, sla in self.complaint_slas.items():
+            if sla.acknowledge_hours > sla.resolve_hours:
+                raise ValueError(f"complaint_slas.{name}: acknowledge before resolve")
+        return self
+
+
+SETTINGS_ID = uuid.UUID(int=1)
+_CACHE_KEY = "department_settings"
 
 
 async def load(session: AsyncSession) -> DepartmentSettings:
-    """The settings in force for this request's transaction."""
-    del session  # stored settings arrive with /settings; until then the defaults hold
-    return DepartmentSettings()
+    """The settings in force for this request's transaction (read once per transaction)."""
+    cached = session.info.get(_CACHE_KEY)
+    if cached is None:
+        record = await session.get(SettingsRecord, SETTINGS_ID)
+        cached = DepartmentSettings.model_validate(record.data if record else {})
+        session.info[_CACHE_KEY] = cached
+    return cached
 
 
-def today() -> date:
+class SettingsPatch(BaseModel):
+    """Sections to replace; each given section is replaced whole and must be complete."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    follow_up_cadence_days: dict[str, StrictInt] | None = None
+    dormant_after_days: StrictInt | None = Field(default=None, ge=1, le=3650)
+    classification: ClassificationThresholds | None = None
+    manager_max_discount_percent: Decimal | None = Field(default=None, ge=0, le=100)
+    contract_director_threshold: Decimal | None = Field(default=None, ge=0)
+    contract_review_hours: StrictInt | None = Field(default=None, ge=1, le=200)
+    business_hours: BusinessHours | None = None
+    complaint_slas: dict[str, ComplaintSla] | None = None
+    kpi_weights: KpiWeights | None = None
+    kpi_part_cap: Decimal | None = Field(default=None, ge=1, le=10)
+    commission: CommissionPlan | None = None
+    return_visit_within_days: StrictInt | None = Field(default=None, ge=1, le=90)
+
+
+class SettingsRead(DepartmentSettings):
+    model_config = ConfigDict(extra="forbid")
+
+    version: int
+    updated_at: datetime | None
+
+
+async def read(session: AsyncSession) -> SettingsRead:
+    record = await session.get(SettingsRecord, SETTINGS_ID)
+    settings = await load(session)
+    return SettingsRead(
+        **settings.model_dump(),
+        version=record.version if record else 0,
+        updated_at=record.updated_at if record else None,
+    )
+
+
+async def update(
+    session: AsyncSession, changes: dict[str, Any], expected: int | None
+) -> SettingsRead:
+    """Replace the top-level sections given in ``changes``; the result must be coherent."""
+    record = await session.get(SettingsRecord, SETTINGS_ID)
+    if expected is not None and (record.version if record else 0) != expected:
+        raise VersionConflict()
+    current = (await load(session)).model_dump(mode="json")
+    try:
+        merged = DepartmentSettings.model_validate({**current, **changes})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise ValidationFailed(["body", *first["loc"]], first["msg"]) from exc
+    data = merged.model_dump(mode="json")
+    if record is None:
+        record = SettingsRecord(id=SETTINGS_ID, data=data)
+        session.add(record)
+    else:
+        record.data = data
+    await session.flush()
+    session.info[_CACHE_KEY] = merged
+    events.record(session, "settings.updated", record, {"changed": sorted(changes)})
+    return await read(session)
+
+
+def today(settings: DepartmentSettings | None = None) -> date:
     """The date now in the department's time zone (validity dates are local dates)."""
-    return datetime.now(ZoneInfo(get_settings().time_zone)).date()
+    zone = settings.business_hours.time_zone if settings else get_settings().time_zone
+    return datetime.now(ZoneInfo(zone)).date()

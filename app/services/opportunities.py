@@ -8,7 +8,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, func, select
+from sqlalchemy import ColumnElement, Select, and_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import events
@@ -27,7 +27,7 @@ from app.models.quotes import Quote, QuoteStatus
 from app.models.types import utcnow
 from app.pagination import paginate
 from app.permissions import Actor, scope_filter
-from app.services.common import apply_changes, ensure_version, get_visible
+from app.services.common import apply_changes, ensure_version, get_visible, matches_text
 from app.services.customers import get_customer
 from app.workflow import MANAGERS, Rule, Workflow
 
@@ -179,7 +179,7 @@ async def list_opportunities(
     if expected_close_to is not None:
         stmt = stmt.where(Opportunity.expected_close_date <= expected_close_to)
     if q:
-        stmt = stmt.where(func.lower(Opportunity.title).contains(q.lower(), autoescape=True))
+        stmt = stmt.where(matches_text(q, Opportunity.title))
     rows, next_cursor = await paginate(
         session,
         stmt,

@@ -26,7 +26,7 @@ from app.models.people import (
 from app.pagination import paginate
 from app.permissions import Actor
 from app.security import hash_password
-from app.services.common import apply_changes, ensure_version, get_visible
+from app.services.common import apply_changes, ensure_version, get_visible, matches_text
 
 USER_SORTS = {"created_at": User.created_at, "email": User.email, "full_name": User.full_name}
 REGION_SORTS = {"created_at": Region.created_at, "name": Region.name}
@@ -140,10 +140,7 @@ async def list_users(
     if is_active is not None:
         stmt = stmt.where(User.is_active == is_active)
     if q:
-        pattern = f"%{q.lower()}%"
-        stmt = stmt.where(
-            func.lower(User.full_name).like(pattern) | func.lower(User.email).like(pattern)
-        )
+        stmt = stmt.where(matches_text(q, User.full_name, User.email))
     return await paginate(
         session, stmt, sort=sort, sortable=USER_SORTS, id_column=User.id, cursor=cursor, limit=limit
     )

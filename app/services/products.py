@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Select, func, select, true
+from sqlalchemy import Select, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import events
@@ -14,7 +14,7 @@ from app.errors import Conflict
 from app.models.pipeline import Product, ProductCreate, ProductRead, ProductUpdate
 from app.pagination import paginate
 from app.permissions import Actor
-from app.services.common import apply_changes, ensure_version, get_visible
+from app.services.common import apply_changes, ensure_version, get_visible, matches_text
 
 PRODUCT_SORTS = {"created_at": Product.created_at, "name": Product.name, "sku": Product.sku}
 
@@ -37,10 +37,7 @@ async def list_products(
     if is_active is not None:
         stmt = stmt.where(Product.is_active.is_(is_active))
     if q:
-        pattern = f"%{q.lower()}%"
-        stmt = stmt.where(
-            func.lower(Product.name).like(pattern) | func.lower(Product.sku).like(pattern)
-        )
+        stmt = stmt.where(matches_text(q, Product.name, Product.sku))
     return await paginate(
         session,
         stmt,

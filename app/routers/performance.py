@@ -1,0 +1,102 @@
+"""Performance reports: summary, leaderboard, funnel, forecast, commissions."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import Depends, Query
+
+from app.deps import SessionDep, require
+from app.errors import Forbidden, NotFound, ValidationFailed
+from app.models.performance import TargetScope
+from app.periods import PERIOD_PATTERN, Period, parse_period, period_containing
+from app.permissions import Actor, Permission
+from app.routers.common import api_router
+from app.services import department, reports
+from app.services import performance as service
+
+router = api_router("/performance", "performance")
+Reader = Annotated[Actor, Depends(require(Permission.PERFORMANCE_READ))]
+PeriodParam = Annotated[
+    str | None,
+    Query(pattern=PERIOD_PATTERN, description="2026, 2026-Q3 or 2026-07; default: this quarter."),
+]
+ScopeParam = Annotated[TargetScope | None, Query(description="Default: your own widest scope.")]
+
+
+async def _period(session: SessionDep, label: str | None) -> Period:
+    if label is not None:
+        return parse_period(label)
+    today = department.today(await department.load(session))
+    return period_containing(today, parse_period("2000-Q1"))
+
+
+@router.get("/summary", summary="Actuals, targets, attainment, growth and the KPI score")
+async def performance_summary(
+    session: SessionDep,
+    actor: Reader,
+    period: PeriodParam = None,
+    scope: ScopeParam = None,
+    scope_id: uuid.UUID | None = None,
+) -> service.Summary:
+    resolved = await service.resolve_scope(session, actor, scope, scope_id)
+    return await service.summary(session, resolved, await _period(session, period))
+
+
+@router.get("/leaderboard", summary="Reps of a region, or the regions, best KPI score first")
+async def performance_leaderboard(
+    session: SessionDep,
+    actor: Reader,
+    period: PeriodParam = None,
+    region_id: uuid.UUID | None = None,
+) -> reports.Leaderboard:
+    if actor.is_manager:
+        region_id = region_id or actor.region_id
+        if region_id != actor.region_id:
+            raise NotFound(f"No region with id {region_id}.")
+    elif not actor.is_director:
+        raise Forbidden("Leaderboards are for managers and the director.")
+    return await reports.leaderboard(session, await _period(session, period), region_id)
+
+
+@router.get("/funnel", summary="Stage counts and amounts, conversion and days in stage")
+async def performance_funnel(
+    session: SessionDep,
+    actor: Reader,
+    period: PeriodParam = None,
+    scope: ScopeParam = None,
+    scope_id: uuid.UUID | None = None,
+) -> reports.Funnel:
+    resolved = await service.resolve_scope(session, actor, scope, scope_id)
+    return await reports.funnel(session, resolved, await _period(session, period))
+
+
+@router.get("/forecast", summary="Weighted pipeline by expected close month")
+async def performance_forecast(
+    session: SessionDep,
+    actor: Reader,
+    scope: ScopeParam = None,
+    scope_id: uuid.UUID | None = None,
+) -> reports.Forecast:
+    resolved = await service.resolve_scope(session, actor, scope, scope_id)
+    return await reports.forecast(session, resolved)
+
+
+@router.get("/commissions", summary="Commission per rep, with the working shown")
+async def performance_commissions(
+    session: SessionDep,
+    actor: Reader,
+    period: PeriodParam = None,
+    region_id: uuid.UUID | None = None,
+) -> reports.Commissions:
+    rep_id = None
+    if actor.is_manager:
+        region_id = region_id or actor.region_id
+        if region_id != actor.region_id:
+            raise NotFound(f"No region with id {region_id}.")
+    elif not actor.is_director:
+        if region_id is not None:
+            raise ValidationFailed(["query", "region_id"], "Reps see their own commission only.")
+        rep_id = actor.id
+    return await reports.commissions(session, await _period(session, period), region_id, rep_id)

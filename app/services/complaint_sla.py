@@ -1,0 +1,174 @@
+"""Complaint SLAs: due times by severity, breaches, and escalating each breach exactly once.
+
+A breach is found three ways — at intake (a complaint logged late), whenever a complaint is
+read or changed, and by the worker's periodic sweep — and all three go through ``escalate``.
+Its conditional ``UPDATE … WHERE escalated_at IS NULL`` is what makes escalation happen once:
+of any number of sessions or processes trying at the same time, exactly one UPDATE matches the
+row, and only that one records ``complaint.escalated``.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, or_, select, update
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
+
+from app import events
+from app.db import Database
+from app.models.complaints import Complaint, ComplaintRead, Severity
+from app.models.people import Role, User
+from app.models.platform import AuditEntry
+from app.models.types import utcnow
+from app.services.department import DepartmentSettings
+
+logger = logging.getLogger("salesdesk.complaints")
+
+SWEEP_BATCH = 100
+_MAX_SWEEP_ROUNDS = 1000  # a bound on one sweep, however many breaches arrive meanwhile
+
+
+def due_times(
+    settings: DepartmentSettings, severity: str, received_at: datetime
+) -> tuple[datetime, datetime]:
+    """(acknowledge by, resolve by): calendar hours from receipt, the service line never sleeps."""
+    sla = settings.complaint_slas[Severity(severity).value]
+    return (
+        received_at + timedelta(hours=sla.acknowledge_hours),
+        received_at + timedelta(hours=sla.resolve_hours),
+    )
+
+
+def breaches(complaint: Complaint, now: datetime) -> list[str]:
+    """The steps whose due time passed before they were done: "acknowledge", "resolve"."""
+    late = []
+    for step, done, due in (
+        ("acknowledge", complaint.acknowledged_at, complaint.acknowledge_due_at),
+        ("resolve", complaint.resolved_at, complaint.resolve_due_at),
+    ):
+        if (done is None and now > due) or (done is not None and done > due):
+            late.append(step)
+    return late
+
+
+def breached_clause(now: datetime) -> ColumnElement[bool]:
+    """``breaches(...) != []`` as SQL, so ``?breached=true`` and the sweep filter in the query."""
+    # Every term is true or false, never NULL, so ``NOT`` of it (breached=false) is exact too.
+    return or_(
+        and_(Complaint.acknowledged_at.is_(None), Complaint.acknowledge_due_at < now),
+        and_(
+            Complaint.acknowledged_at.is_not(None),
+            Complaint.acknowledged_at > Complaint.acknowledge_due_at,
+        ),
+        and_(Complaint.resolved_at.is_(None), Complaint.resolve_due_at < now),
+        and_(Complaint.resolved_at.is_not(None), Complaint.resolved_at > Complaint.resolve_due_at),
+    )
+
+
+def to_read(complaint: Complaint, now: datetime | None = None) -> ComplaintRead:
+    breached = bool(breaches(complaint, now or utcnow()))
+    return ComplaintRead.model_validate({**complaint.model_dump(), "breached": breached})
+
+
+async def notified(session: AsyncSession, complaint: Complaint) -> list[uuid.UUID]:
+    """Who hears of a breach: the region's managers, and for critical ones the director."""
+    who = and_(User.role == Role.REGIONAL_MANAGER, User.region_id == complaint.region_id)
+    if complaint.severity == Severity.CRITICAL:
+        who = or_(who, User.role == Role.DIRECTOR)
+    stmt = select(User.id).where(User.is_active.is_(True), who).order_by(User.role, User.id)
+    return list((await session.scalars(stmt)).all())
+
+
+async def escalate(
+    session: AsyncSession, complaint: Complaint, now: datetime | None = None
+) -> bool:
+    """Escalate ``complaint`` if it is breached and nobody has yet; True when this call did.
+
+    ``escalated_at`` is the server's own bookkeeping: it leaves ``version`` alone, so a
+    background sweep never turns a client's If-Match stale.
+    """
+    now = now or utcnow()
+    if complaint.escalated_at is not None:
+        return False
+    late = breaches(complaint, now)
+    if not late:
+        return False
+    result: Any = await session.execute(
+        update(Complaint)
+        .where(Complaint.id == complaint.id, Complaint.escalated_at.is_(None))
+        .values(escalated_at=now, updated_at=Complaint.updated_at)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:
+        # Another session got there first; show what it stored.
+        stored = await session.scalar(
+            select(Complaint.escalated_at).where(Complaint.id == complaint.id)
+        )
+        set_committed_value(complaint, "escalated_at", stored)
+        return False
+    set_committed_value(complaint, "escalated_at", now)
+    # A Core UPDATE passes the audit hook by, so the entry is written here.
+    session.add(
+        AuditEntry(
+            actor_id=session.info.get("actor_id"),
+            action="update",
+            entity_type=Complaint.__tablename__,
+            entity_id=complaint.id,
+            region_id=complaint.region_id,
+            before={"escalated_at": None},
+            after={"escalated_at": now.isoformat()},
+        )
+    )
+    notify = await notified(session, complaint)
+    payload = {
+        **to_read(complaint, now).model_dump(mode="json"),
+        "breaches": late,
+        "notify_user_ids": [str(user_id) for user_id in notify],
+    }
+    events.record(session, "complaint.escalated", complaint, payload)
+    return True
+
+
+async def escalate_on_read(session: AsyncSession, complaint: Complaint) -> None:
+    """Escalate while answering a read. A read transaction on SQLite may be refused the write
+    lock; the sweep then escalates a moment later, so the read still answers."""
+    if complaint.escalated_at is not None or not breaches(complaint, utcnow()):
+        return
+    try:
+        async with session.begin_nested():
+            await escalate(session, complaint)
+    except OperationalError:
+        logger.info("complaint %s: escalation left to the sweep", complaint.id)
+
+
+async def sweep(database: Database, batch_size: int = SWEEP_BATCH) -> int:
+    """Escalate every breached complaint not escalated yet; returns how many this call did.
+
+    Each batch is its own transaction. On PostgreSQL the batch's rows are locked with
+    ``SKIP LOCKED`` so concurrent sweepers share the work; the conditional UPDATE in
+    ``escalate`` keeps escalation single even without that (and on SQLite, where writers
+    queue on the database lock).
+    """
+    total = 0
+    for _ in range(_MAX_SWEEP_ROUNDS):
+        async with database.session() as session, session.begin():
+            now = utcnow()
+            stmt = (
+                select(Complaint)
+                .where(Complaint.escalated_at.is_(None), breached_clause(now))
+                .order_by(Complaint.acknowledge_due_at, Complaint.id)
+                .limit(batch_size)
+            )
+            if not database.is_sqlite:
+                stmt = stmt.with_for_update(skip_locked=True)
+            batch = (await session.scalars(stmt)).all()
+            for complaint in batch:
+                total += await escalate(session, complaint, now)
+        if len(batch) < batch_size:
+            break
+    return total
