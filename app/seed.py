@@ -22,9 +22,11 @@ from app.models.customers import (
     FollowUpStatus,
 )
 from app.models.people import Region, Role, User
+from app.models.performance import MarketSizeCreate, Metric, TargetCreate, TargetScope
 from app.models.pipeline import OpportunityCreate, ProductCreate
 from app.models.quotes import QuoteCreate, QuoteLineInput
 from app.models.types import CENT, utcnow
+from app.periods import parse_period, period_containing
 from app.permissions import Actor
 from app.security import hash_password
 from app.services import (
@@ -38,6 +40,7 @@ from app.services import (
     opportunities,
     products,
     quotes,
+    targets,
 )
 from app.services import complaints as complaint_service
 from app.services import contracts as contract_service
@@ -206,8 +209,54 @@ async def seed_demo(database: Database) -> bool:
             )
         await _seed_complaints(session, users, now)
         await _seed_contracts(session, users)
+        await _seed_targets(session, users, regions)
         session.info.pop("actor_id", None)
     return True
+
+
+async def _seed_targets(
+    session: AsyncSession, users: dict[str, User], regions: dict[str, Region]
+) -> None:
+    """This quarter's targets (director: company and regions; managers: their reps) and
+    market sizes, so every performance figure has something to compare with."""
+    quarter = period_containing(department.today(), parse_period("2000-Q1")).label
+    director = _actor(users[DIRECTOR_EMAIL])
+    session.info["actor_id"] = director.id
+    plans = [
+        (director, TargetScope.COMPANY, None, "2000000.00", "1500000.00"),
+        (director, TargetScope.REGION, regions["East"].id, "1200000.00", "900000.00"),
+        (director, TargetScope.REGION, regions["North"].id, "800000.00", "600000.00"),
+    ]
+    for email in ("east.rep1@example.com", "east.rep2@example.com", "north.rep1@example.com"):
+        rep = users[email]
+        manager = (
+            "east.manager@example.com"
+            if email.startswith("east")
+            else ("north.manager@example.com")
+        )
+        plans.append((_actor(users[manager]), TargetScope.REP, rep.id, "500000.00", "350000.00"))
+    for actor, scope, scope_id, revenue, collected in plans:
+        session.info["actor_id"] = actor.id
+        for metric, value in (
+            (Metric.SIGNED_REVENUE, revenue),
+            (Metric.COLLECTED_PAYMENTS, collected),
+        ):
+            await targets.create_target(
+                session,
+                actor,
+                TargetCreate(
+                    period=quarter,
+                    scope=scope,
+                    scope_id=scope_id,
+                    metric=metric,
+                    value=Decimal(value),
+                ),
+            )
+    for name, size in (("East", "12000000.00"), ("North", "9000000.00")):
+        await targets.set_market_size(
+            session,
+            MarketSizeCreate(region_id=regions[name].id, period=quarter, value=Decimal(size)),
+        )
 
 
 # (rep, customer, channel, category, severity, hours since received): one on time, one
