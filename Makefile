@@ -25,6 +25,12 @@ run: install
 test: install
 	scripts/run-tests
 
+## The slow soak and fault test: two servers and two workers under load while their own
+## PostgreSQL restarts (needs the PostgreSQL 15 server binaries; about two minutes).
+.PHONY: soak
+soak: install
+	$(BIN)/pytest -q -m slow tests/test_soak.py
+
 lint: install
 	$(BIN)/ruff check app tests alembic bench
 	$(BIN)/ruff format --check app tests alembic bench
@@ -36,6 +42,23 @@ format: install
 ## Rewrite the committed OpenAPI snapshot after an intended API change.
 openapi: install
 	$(BIN)/salesdesk openapi > openapi.json
+
+## Load and scale benchmarks on the PostgreSQL at 127.0.0.1:5432 (bench/README.md): their
+## own databases, about 5 minutes (the first scale run loads 1,000,000 customers first).
+.PHONY: bench-load bench-scale
+bench: bench-load bench-scale
+
+bench-load: install
+	$(BIN)/python -m bench.load
+
+bench-scale: install
+	$(BIN)/python -m bench.scale
+
+## Reports at scale (bench/README.md): loads 1,000,000 contracts, 3,000,000 payments and
+## 2,000,000 opportunities into salesdesk_bench once (about 5 minutes), then times each report.
+.PHONY: bench-reports
+bench-reports: install
+	$(BIN)/python -m bench.reports
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache

@@ -11,6 +11,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 EMBEDDED_DATABASE_URL = "sqlite+aiosqlite:///./var/salesdesk.db"
 VAR_DIR = Path("var")
+# "<count>/<second|minute|hour|day>", as in SALESDESK_RATE_LIMIT_PER_USER=600/minute.
+_RATE = r"^\s*[1-9][0-9]*\s*/\s*(second|minute|hour|day)s?\s*$"
 
 
 class Settings(BaseSettings):
@@ -32,13 +34,24 @@ class Settings(BaseSettings):
     seed_demo: bool = True
     db_pool_size: int = Field(default=10, ge=1)
     db_max_overflow: int = Field(default=10, ge=0)
+    # A pooled connection idle this long is pinged before use (one round trip); one used a
+    # moment ago is not (see app.db._ping_when_idle). 0 pings on every checkout.
+    db_ping_idle_seconds: float = Field(default=2.0, ge=0)
+    # PostgreSQL's JIT compiler for this app's connections (off: see app.db.create_engine).
+    db_jit: bool = False
     idempotency_ttl_hours: int = Field(default=24, ge=1)
     webhook_retry_delays: str = "5,300,1800,7200,18000,36000,36000"
     webhook_allow_private_urls: bool = False
     webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
     webhook_poll_seconds: float = Field(default=1.0, gt=0, le=60)
     run_worker: bool = True
-    rate_limit_enabled: bool = False
+    # None: on unless the database is the embedded SQLite one (see ``rate_limits_on``).
+    rate_limit_enabled: bool | None = None
+    rate_limit_per_user: str = Field(default="600/minute", pattern=_RATE)
+    rate_limit_per_ip: str = Field(default="1200/minute", pattern=_RATE)
+    login_max_failures: int = Field(default=5, ge=1)
+    login_max_failures_per_ip: int = Field(default=20, ge=1)
+    login_lockout_seconds: int = Field(default=300, ge=1, le=24 * 3600)
 
     @field_validator("database_url")
     @classmethod
@@ -56,6 +69,14 @@ class Settings(BaseSettings):
     @property
     def is_embedded_default(self) -> bool:
         return self.database_url == EMBEDDED_DATABASE_URL
+
+    @property
+    def rate_limits_on(self) -> bool:
+        """Whether requests are rate limited: as set, else on everywhere but SQLite (a
+        single-user or development install, where limits would only get in the way)."""
+        if self.rate_limit_enabled is not None:
+            return self.rate_limit_enabled
+        return not self.is_sqlite
 
     def signing_key(self) -> str:
         """The JWT signing key: configured, or generated once and kept in ./var on SQLite."""

@@ -7,18 +7,22 @@ through; readers keep plain deferred transactions and never block.
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import Request
 from sqlalchemy import event
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, ExceptionContext
+from sqlalchemy.exc import InvalidatePoolError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.util import await_
 
 from app.config import VAR_DIR, Settings
 
@@ -43,6 +47,92 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         conn.exec_driver_sql(f"BEGIN {mode}")
 
 
+def connection_lost(error: BaseException | None) -> bool:
+    """Whether ``error`` (or what caused it) says the connection to PostgreSQL failed or can no
+    longer be trusted: refused or reset, dropped mid-query, the server shutting down or
+    starting up, or the wire protocol left out of step by such a drop."""
+    import asyncpg
+
+    lost = (
+        asyncpg.PostgresConnectionError,  # SQLSTATE class 08, "closed in the middle of operation"
+        asyncpg.AdminShutdownError,  # 57P01: fast or smart shutdown
+        asyncpg.CrashShutdownError,  # 57P02
+        asyncpg.CannotConnectNowError,  # 57P03: starting up or shutting down
+        asyncpg.exceptions.InternalClientError,  # protocol state broken by a drop
+        OSError,
+    )
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, lost):
+            return True
+        if isinstance(error, asyncpg.InterfaceError) and "connection is closed" in str(error):
+            return True
+        error = getattr(error, "orig", None) or error.__cause__
+    return False
+
+
+async def _connect_asyncpg(*args: Any, **kwargs: Any) -> Any:
+    """``asyncpg.connect``, with a refused or reset socket raised as a PostgreSQL connection
+    error: SQLAlchemy wraps only driver errors, so a bare ``OSError`` would escape its
+    ``handle_error`` hook (and the 503 mapping) and surface as a 500."""
+    import asyncpg
+
+    try:
+        return await asyncpg.connect(*args, **kwargs)
+    except OSError as exc:
+        raise asyncpg.ConnectionFailureError(f"cannot connect to PostgreSQL: {exc}") from exc
+
+
+def _configure_postgres(engine: AsyncEngine) -> None:
+    @event.listens_for(engine.sync_engine, "handle_error")
+    def _on_error(context: ExceptionContext) -> None:
+        # asyncpg reports a dropped connection in ways SQLAlchemy does not all count as a
+        # disconnect (a shutdown notice, a refused connect, a protocol out of step). Counting
+        # them invalidates the connection instead of returning it to the pool, makes the
+        # checkout ping reconnect rather than fail, and marks the error connection_invalidated,
+        # which the error handlers answer with 503.
+        if connection_lost(context.original_exception):
+            context.is_disconnect = True
+
+
+_IDLE_SINCE = "salesdesk_idle_since"
+
+
+def _ping_when_idle(engine: AsyncEngine, idle_seconds: float) -> None:
+    """SQLAlchemy's ``pool_pre_ping``, for connections that sat idle ``idle_seconds`` or more,
+    in one round trip.
+
+    Its asyncpg pre-ping costs three round trips on every checkout (BEGIN, ``;``, ROLLBACK)
+    and was the largest single cost of a short request. Under load a connection is handed out
+    again milliseconds after its last answer: a ping then proves nothing the request's own
+    first statement would not. A database restart or an idle timeout kills connections while
+    they wait, so those are pinged as before; one found dead invalidates the whole pool, as
+    pre-ping does. A drop in the instants after a connection's last use is caught by the
+    ``handle_error`` hook below (503, the pool invalidated), as pre-ping would have failed
+    too against a server that is going down.
+    """
+    pool = engine.sync_engine.pool
+
+    @event.listens_for(pool, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+        record.info[_IDLE_SINCE] = time.monotonic()
+
+    @event.listens_for(pool, "checkout")
+    def _on_checkout(_dbapi_connection: Any, record: ConnectionPoolEntry, _proxy: Any) -> None:
+        idle_since = record.info.pop(_IDLE_SINCE, None)
+        if idle_since is None or time.monotonic() - idle_since < idle_seconds:
+            return  # a new connection, or one that answered a moment ago
+        try:
+            # The simple query protocol: no prepared statement, no transaction. (Not ";":
+            # asyncpg fails on the empty query's answer.)
+            await_(record.driver_connection.execute("SELECT 1"))
+        except Exception as exc:
+            # Whatever a bare ";" fails with, the connection cannot be trusted: on a socket
+            # the server closed during a restart asyncpg has raised AttributeError here.
+            raise InvalidatePoolError(f"connection lost while idle: {exc!r}") from exc
+
+
 def create_engine(settings: Settings, url: str | None = None) -> AsyncEngine:
     url = url or settings.database_url
     if url.startswith("sqlite"):
@@ -51,12 +141,27 @@ def create_engine(settings: Settings, url: str | None = None) -> AsyncEngine:
         engine = create_async_engine(url, connect_args={"timeout": 15})
         _configure_sqlite(engine)
         return engine
-    return create_async_engine(
+    is_asyncpg = url.startswith("postgresql+asyncpg")
+    connect_args: dict[str, Any] = {}
+    if is_asyncpg:
+        # The hook SQLAlchemy's asyncpg adapter calls to open a connection (what its public
+        # async_creator uses); unlike async_creator it still gets the URL's arguments.
+        connect_args["async_creator_fn"] = _connect_asyncpg
+        if not settings.db_jit:
+            # JIT compiles plans the planner costs high; for an API's short queries that is
+            # tens of milliseconds of compiling to save a few (see bench/README.md).
+            connect_args["server_settings"] = {"jit": "off"}
+    engine = create_async_engine(
         url,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
-        pool_pre_ping=True,
+        pool_pre_ping=not is_asyncpg,
+        connect_args=connect_args,
     )
+    _configure_postgres(engine)
+    if is_asyncpg:
+        _ping_when_idle(engine, settings.db_ping_idle_seconds)
+    return engine
 
 
 class Database:

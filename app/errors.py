@@ -13,7 +13,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -219,11 +220,20 @@ async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
     return unexpected_error_response(exc)
 
 
+def database_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` means the database cannot be reached right now, so a retry may well
+    succeed: an OperationalError, no pooled connection free in time, or any driver error that
+    cost its connection (a restart, a refused connect; app.db marks those invalidated)."""
+    if isinstance(exc, OperationalError | PoolTimeout):
+        return True
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
+
+
 def unexpected_error_response(exc: Exception) -> JSONResponse:
     """The answer to a failure nobody planned for: logged with its traceback, answered with
     only the correlation id (503 when the database is unreachable, 500 otherwise)."""
     cid = correlation_id.get()
-    if isinstance(exc, OperationalError):
+    if database_unavailable(exc):
         logger.error("database unavailable: %s", exc, extra={"correlation_id": cid})
         return problem_response(
             503,
@@ -258,6 +268,15 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
             "model": Problem,
             "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
             "description": HTTPStatus(status).phrase,
+            **({"headers": _RETRY_AFTER_HEADER} if status in (429, 503) else {}),
         }
         for status in statuses
     }
+
+
+_RETRY_AFTER_HEADER = {
+    "Retry-After": {
+        "description": "Seconds to wait before retrying.",
+        "schema": {"type": "integer"},
+    }
+}

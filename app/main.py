@@ -18,6 +18,7 @@ from app.errors import install_error_handlers
 from app.idempotency import IdempotencyMiddleware
 from app.logging import configure_logging
 from app.middleware import AccessLogMiddleware
+from app.ratelimit import RateLimitMiddleware, RateLimits
 from app.routers import (
     activity,
     auth,
@@ -161,6 +162,10 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
 
     # Added inside out: the last one added runs first.
     app.add_middleware(IdempotencyMiddleware)
+    # Inside the access log and request id, so a 429 is logged and carries X-Request-ID;
+    # app.state holds the counters for the login throttle (routers/auth.py) and for tests.
+    app.state.rate_limits = RateLimits.from_settings(settings)
+    app.add_middleware(RateLimitMiddleware, limits=app.state.rate_limits)
     app.add_middleware(AccessLogMiddleware)
     app.add_middleware(CorrelationIdMiddleware, header_name="X-Request-ID")
     return app

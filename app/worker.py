@@ -12,6 +12,7 @@ import logging
 
 from app.config import Settings, get_settings
 from app.db import Database
+from app.errors import database_unavailable
 from app.idempotency import purge_expired
 from app.services import complaint_sla, contract_workflow
 from app.webhooks.delivery import run_deliveries
@@ -22,14 +23,22 @@ COMPLAINT_SWEEP_SECONDS = 60
 CONTRACT_REVIEW_SWEEP_SECONDS = 60
 
 
+def _log_failure(task: str, exc: Exception) -> None:
+    # An outage is expected now and then: one line, not a traceback; anything else is a bug.
+    if database_unavailable(exc):
+        logger.warning("%s skipped: the database is unavailable: %s", task, exc)
+    else:
+        logger.exception("%s failed", task, exc_info=exc)
+
+
 async def _housekeeping(database: Database, stop: asyncio.Event) -> None:
     while not stop.is_set():
         try:
             purged = await purge_expired(database)
             if purged:
                 logger.info("purged %d expired idempotency keys", purged)
-        except Exception:  # keep the worker alive through a database outage
-            logger.exception("housekeeping failed")
+        except Exception as exc:  # keep the worker alive through a database outage
+            _log_failure("housekeeping", exc)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), HOUSEKEEPING_SECONDS)
 
@@ -42,8 +51,8 @@ async def _complaint_sweeps(database: Database, stop: asyncio.Event) -> None:
             escalated = await complaint_sla.sweep(database)
             if escalated:
                 logger.info("escalated %d breached complaints", escalated)
-        except Exception:  # keep the worker alive through a database outage
-            logger.exception("complaint sweep failed")
+        except Exception as exc:  # keep the worker alive through a database outage
+            _log_failure("complaint sweep", exc)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), COMPLAINT_SWEEP_SECONDS)
 
@@ -57,8 +66,8 @@ async def _contract_review_sweeps(database: Database, stop: asyncio.Event) -> No
                 flagged = await contract_workflow.flag_overdue_reviews(session)
             if flagged:
                 logger.info("flagged %d overdue contract reviews", flagged)
-        except Exception:  # keep the worker alive through a database outage
-            logger.exception("contract review sweep failed")
+        except Exception as exc:  # keep the worker alive through a database outage
+            _log_failure("contract review sweep", exc)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), CONTRACT_REVIEW_SWEEP_SECONDS)
 

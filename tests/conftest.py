@@ -22,6 +22,7 @@ os.environ["SALESDESK_DATABASE_URL"] = TEST_DATABASE_URL
 os.environ["SALESDESK_SECRET_KEY"] = "test-secret-key-that-is-long-enough-for-hs256"
 os.environ["SALESDESK_LOG_JSON"] = "false"
 os.environ["SALESDESK_LOG_LEVEL"] = "WARNING"
+os.environ.setdefault("SALESDESK_RATE_LIMIT_ENABLED", "false")
 
 import httpx  # noqa: E402
 from sqlalchemy import inspect, text  # noqa: E402

@@ -69,6 +69,11 @@ class Complaint(RecordBase, table=True):
         Index("ix_complaints_status", "status"),
         Index("ix_complaints_acknowledge_due_at", "acknowledge_due_at"),
         Index("ix_complaints_resolve_due_at", "resolve_due_at"),
+        # Reports (migration 0006): received and closed in a period.
+        Index("ix_complaints_region_received", "region_id", "received_at"),
+        Index("ix_complaints_owner_received", "owner_id", "received_at"),
+        Index("ix_complaints_region_closed", "region_id", "closed_at"),
+        Index("ix_complaints_owner_closed", "owner_id", "closed_at"),
     )
 
     customer_id: uuid.UUID = Field(foreign_key="customers.id")

@@ -68,6 +68,20 @@ class Contract(RecordBase, table=True):
         Index("ix_contracts_owner_created", "owner_id", "created_at", "id"),
         Index("ix_contracts_region_created", "region_id", "created_at", "id"),
         Index("ix_contracts_status_due", "status", "review_due_at"),
+        # Reports (migration 0006): revenue and new customers by signing time, from the index
+        # alone; each customer's first contract.
+        Index(
+            "ix_contracts_region_signed",
+            "region_id",
+            "signed_at",
+            "status",
+            "amount",
+            "customer_id",
+        ),
+        Index(
+            "ix_contracts_owner_signed", "owner_id", "signed_at", "status", "amount", "customer_id"
+        ),
+        Index("ix_contracts_customer_signed", "customer_id", "signed_at", "status"),
     )
 
     number: str = Field(max_length=16, unique=True)

@@ -9,7 +9,7 @@ from enum import StrEnum
 
 import pydantic
 from pydantic import StrictBool, StrictInt
-from sqlalchemy import Index, String, Text
+from sqlalchemy import Index, String, Text, text
 from sqlmodel import Field
 
 from app.models.base import InputSchema, RecordBase, ResourceRead
@@ -93,6 +93,53 @@ class Opportunity(RecordBase, table=True):
         Index("ix_opportunities_region_created", "region_id", "created_at", "id"),
         Index("ix_opportunities_customer", "customer_id"),
         Index("ix_opportunities_stage", "stage"),
+        # Reports (migration 0006): won and lost, the open pipeline, the funnel's scope.
+        Index("ix_opportunities_region_closed", "region_id", "closed_at"),
+        Index("ix_opportunities_owner_closed", "owner_id", "closed_at"),
+        Index("ix_opportunities_region_won", "region_id", "won_at"),
+        Index("ix_opportunities_owner_won", "owner_id", "won_at"),
+        Index(
+            "ix_opportunities_region_open",
+            "region_id",
+            "expected_close_date",
+            postgresql_where=text(
+                "deleted_at IS NULL AND stage IN "
+                "('lead', 'contacted', 'needs_analysis', 'proposal', 'negotiation')"
+            ),
+            sqlite_where=text(
+                "deleted_at IS NULL AND stage IN "
+                "('lead', 'contacted', 'needs_analysis', 'proposal', 'negotiation')"
+            ),
+        ),
+        Index(
+            "ix_opportunities_owner_open",
+            "owner_id",
+            "expected_close_date",
+            postgresql_where=text(
+                "deleted_at IS NULL AND stage IN "
+                "('lead', 'contacted', 'needs_analysis', 'proposal', 'negotiation')"
+            ),
+            sqlite_where=text(
+                "deleted_at IS NULL AND stage IN "
+                "('lead', 'contacted', 'needs_analysis', 'proposal', 'negotiation')"
+            ),
+        ),
+        Index(
+            "ix_opportunities_region_live",
+            "region_id",
+            "created_at",
+            "id",
+            postgresql_where=text("deleted_at IS NULL"),
+            sqlite_where=text("deleted_at IS NULL"),
+        ),
+        Index(
+            "ix_opportunities_owner_live",
+            "owner_id",
+            "created_at",
+            "id",
+            postgresql_where=text("deleted_at IS NULL"),
+            sqlite_where=text("deleted_at IS NULL"),
+        ),
     )
 
     customer_id: uuid.UUID = Field(foreign_key="customers.id")

@@ -103,6 +103,19 @@ class StateChange(SQLModel, table=True):
     """Every state change of every workflow resource: from, to, who, when, note."""
 
     __tablename__ = "state_changes"
+    __table_args__ = (
+        # Reports (migration 0006): the period's changes, each opportunity's history in order.
+        Index("ix_state_changes_type_at", "entity_type", "at", "entity_id"),
+        Index(
+            "ix_state_changes_history",
+            "entity_id",
+            "entity_type",
+            "at",
+            "id",
+            "from_state",
+            "to_state",
+        ),
+    )
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     entity_type: str = Field(max_length=32)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Response
+from fastapi import APIRouter, Form, Request, Response
 from pydantic import BaseModel, Field
 
 from app.config import get_settings
-from app.deps import ActorDep, SessionDep
+from app.deps import ActorDep, SessionDep, client_ip
 from app.errors import error_responses
 from app.models.people import User, UserRead
+from app.ratelimit import RateLimits
 from app.services import auth as auth_service
 
 router = APIRouter(
@@ -53,13 +54,25 @@ def _no_store(response: Response) -> None:
 
 @router.post("/token", summary="Log in with email and password (OAuth2 password form)")
 async def auth_token(
+    request: Request,
     session: SessionDep,
     username: Annotated[str, Form(max_length=254, description="Your email.")],
     password: Annotated[str, Form(max_length=128)],
     response: Response,
 ) -> TokenResponse:
+    """Too many failed logins for one email, or from one address, answer 429 with
+    `Retry-After` until they age out, whatever the password."""
     _no_store(response)
-    return _tokens(await auth_service.login(session, get_settings(), username, password))
+    limits: RateLimits = request.app.state.rate_limits
+    pair = await auth_service.login(
+        session,
+        get_settings(),
+        username,
+        password,
+        throttle=limits.logins,
+        client_ip=client_ip(request),
+    )
+    return _tokens(pair)
 
 
 @router.post("/refresh", summary="Trade a refresh token for a new token pair")

@@ -13,6 +13,7 @@ from app.config import Settings
 from app.errors import Unauthorized
 from app.models.people import RefreshToken, User
 from app.models.types import utcnow
+from app.ratelimit import LoginThrottle
 from app.security import (
     create_access_token,
     new_refresh_token,
@@ -46,13 +47,32 @@ async def _issue(
     return TokenPair(access, refresh, lifetime)
 
 
-async def login(session: AsyncSession, settings: Settings, email: str, password: str) -> TokenPair:
-    user = (
-        await session.scalars(select(User).where(func.lower(User.email) == email.strip().lower()))
-    ).first()
-    valid = await verify_password(user.password_hash if user else None, password)
+async def login(
+    session: AsyncSession,
+    settings: Settings,
+    email: str,
+    password: str,
+    *,
+    throttle: LoginThrottle,
+    client_ip: str,
+) -> TokenPair:
+    """A new login's token pair. Raises ``RateLimited`` while the email or the client IP has
+    too many recent failures (before the password is even checked) and ``Unauthorized`` for
+    wrong credentials, which counts as one more failure for both."""
+    attempt = throttle.begin(email, client_ip)
+    try:
+        user = (
+            await session.scalars(
+                select(User).where(func.lower(User.email) == email.strip().lower())
+            )
+        ).first()
+        valid = await verify_password(user.password_hash if user else None, password)
+    except BaseException:
+        attempt.abandoned()
+        raise
     if user is None or not valid or not user.is_active:
         raise Unauthorized("Wrong email or password, or the account is inactive.")
+    attempt.succeeded()
     return await _issue(session, settings, user, uuid.uuid4())
 
 

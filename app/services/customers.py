@@ -9,8 +9,10 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from pydantic import TypeAdapter
 from sqlalchemy import ColumnElement, Select, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from app import events
 from app.errors import Conflict, Forbidden, ValidationFailed
@@ -35,6 +37,7 @@ from app.permissions import Actor, scope_filter
 from app.services import department
 from app.services.common import ensure_version, get_visible
 
+_CUSTOMER_READS = TypeAdapter(list[CustomerRead])
 CUSTOMER_SORTS = {
     "created_at": Customer.created_at,
     "updated_at": Customer.updated_at,
@@ -145,24 +148,32 @@ async def list_customers(
         stmt = stmt.where(
             or_(Customer.follow_up_due_at.is_(None), Customer.follow_up_due_at >= now)
         )
-    if q:
-        key = name_key(q)
-        if key:
-            stmt = stmt.where(Customer.name_key.contains(key, autoescape=True))
+    found: Any = Customer
+    key = name_key(q) if q else ""
+    if key and actor.role is Role.REP and session.get_bind().dialect.name == "postgresql":
+        # A rep's book is a few thousand customers at most: read it and match the names in
+        # it, rather than let the planner intersect the book with every match of the
+        # trigram index in the whole table (20,000 for a common word at a million
+        # customers: 10 ms, against 2 for the book).
+        book = stmt.offset(0).subquery("book")  # the offset keeps the subquery whole
+        found = aliased(Customer, book)
+        stmt = select(found)
+    if key:
+        stmt = stmt.where(found.name_key.contains(key, autoescape=True))
     rows, next_cursor = await paginate(
         session,
         stmt,
         sort=sort,
-        sortable=CUSTOMER_SORTS,
-        id_column=Customer.id,
+        sortable={name: getattr(found, column.key) for name, column in CUSTOMER_SORTS.items()},
+        id_column=found.id,
         cursor=cursor,
         limit=limit,
     )
-    items = []
-    for row in rows:
-        read = CustomerRead.model_validate(row)
+    # One validation call for the page: SQLModel.model_validate per row costs half as much
+    # again as pydantic's validator does for the same rows.
+    items = _CUSTOMER_READS.validate_python(rows, from_attributes=True)
+    for read, row in zip(items, rows, strict=True):
         read.status = effective_status(settings, row, now)
-        items.append(read)
     return items, next_cursor
 
 

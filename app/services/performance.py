@@ -1,19 +1,24 @@
 """The performance summary: actuals, targets, attainment, growth and the KPI score.
 
-Every figure is one aggregate query over the period's rows in the requested scope; periods
-are local to the department's time zone.
+Every figure is an aggregate over the period's rows in the requested scope; periods are local
+to the department's time zone. Figures are computed for a group of scopes of one kind at once
+(``GROUP BY`` the owner or the region): a summary is a group of one, and the leaderboard costs
+the same few queries however many reps a region has. Each actual is one pass over the period,
+the period before and the same period a year before (conditional sums).
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 from pydantic import BaseModel, Field
-from sqlalchemy import ColumnElement, Select, and_, case, func, select, true
+from sqlalchemy import ColumnElement, Select, and_, case, func, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from app.errors import Forbidden, NotFound, ValidationFailed
 from app.models.complaints import Complaint, ComplaintStatus
@@ -27,9 +32,12 @@ from app.periods import Period
 from app.permissions import Actor
 from app.services import department
 from app.services.complaint_sla import breached_clause
-from app.services.sql import days_between
+from app.services.sql import days_between, for_reports
 
 NOT_SIGNED_REVENUE = (ContractStatus.CANCELLED, ContractStatus.TERMINATED)
+
+Key = uuid.UUID | None
+"""Which scope of a group a figure belongs to: a rep's or region's id, None for the company."""
 
 
 @dataclass(frozen=True)
@@ -45,6 +53,37 @@ class Scope:
         if self.kind == TargetScope.REP:
             return owner == self.id
         return true()
+
+
+@dataclass(frozen=True)
+class Group:
+    """Scopes of one kind whose figures are computed together: the regions or reps in ``ids``,
+    or (kind company, no ids) the company."""
+
+    kind: TargetScope
+    ids: tuple[uuid.UUID, ...] = ()
+
+    @classmethod
+    def of(cls, scope: Scope) -> Group:
+        return cls(scope.kind, () if scope.id is None else (scope.id,))
+
+    @property
+    def keys(self) -> list[Key]:
+        return [None] if self.kind == TargetScope.COMPANY else list(self.ids)
+
+    def column(self, owner: Any, region: Any) -> Any:
+        """The column that tells the scopes apart; None for the company."""
+        if self.kind == TargetScope.REGION:
+            return region
+        if self.kind == TargetScope.REP:
+            return owner
+        return None
+
+    def clause(self, owner: Any, region: Any) -> ColumnElement[bool]:
+        column = self.column(owner, region)
+        if column is None:
+            return true()
+        return column == self.ids[0] if len(self.ids) == 1 else column.in_(self.ids)
 
 
 class MetricFigures(BaseModel):
@@ -88,82 +127,136 @@ def _money(value: Any) -> Decimal:
     return Decimal(str(value or 0)).quantize(CENT)
 
 
-async def _sum(session: AsyncSession, stmt: Select[Any]) -> Decimal:
-    return _money(await session.scalar(stmt))
+def _within(column: Any, start: Any, end: Any) -> ColumnElement[bool]:
+    return and_(column >= start, column < end)
+
+
+async def _grouped(
+    session: AsyncSession, column: Any, stmt: Select[Any]
+) -> dict[Key, tuple[Any, ...]]:
+    """The aggregates of ``stmt`` per value of ``column`` (scopes without rows are missing), or
+    over all its rows under the key None when there is no column."""
+    if column is None:
+        return {None: tuple((await session.execute(stmt)).one())}
+    rows = (await session.execute(stmt.add_columns(column).group_by(column))).all()
+    return {row[-1]: tuple(row[:-1]) for row in rows}
+
+
+Actuals = dict[Key, list[Decimal]]
+"""Per scope, one actual per period asked for, in that order."""
+
+
+async def contract_actuals(
+    session: AsyncSession,
+    group: Group,
+    periods: Sequence[Period],
+    zone: str,
+    *,
+    count_new_customers: bool = True,
+) -> tuple[Actuals, Actuals]:
+    """Signed revenue and new customers, from one pass over the contracts signed in the periods.
+
+    Signed revenue: contracts by signing date, not cancelled or terminated. New customers:
+    customers whose first signed contract that was not cancelled was signed in the period,
+    counted where the contracts signed at that first instant belong (the index on customer and
+    signing time finds each customer's first in a step)."""
+    ranges = [_within(Contract.signed_at, *p.utc_bounds(zone)) for p in periods]
+    revenue = Contract.status.not_in(NOT_SIGNED_REVENUE)
+    columns = [func.sum(case((and_(r, revenue), Contract.amount))) for r in ranges]
+    if count_new_customers:
+        earlier = aliased(Contract)
+        first_signed = (
+            select(func.min(earlier.signed_at))
+            .where(
+                earlier.customer_id == Contract.customer_id,
+                earlier.status != ContractStatus.CANCELLED,
+            )
+            .scalar_subquery()
+        )
+        # The range comes first: the lookup runs only for the rows of that period.
+        columns += [
+            func.count(case((and_(r, Contract.signed_at == first_signed), 1))) for r in ranges
+        ]
+    stmt = select(*columns).where(group.clause(Contract.owner_id, Contract.region_id), or_(*ranges))
+    rows = await _grouped(session, group.column(Contract.owner_id, Contract.region_id), stmt)
+    n = len(ranges)
+    return (
+        {key: [_money(v) for v in values[:n]] for key, values in rows.items()},
+        {key: [Decimal(v or 0) for v in values[n:]] for key, values in rows.items()},
+    )
+
+
+async def signed_revenue(
+    session: AsyncSession, group: Group, periods: Sequence[Period], zone: str
+) -> Actuals:
+    revenue, _ = await contract_actuals(session, group, periods, zone, count_new_customers=False)
+    return revenue
+
+
+async def new_customers(
+    session: AsyncSession, group: Group, periods: Sequence[Period], zone: str
+) -> Actuals:
+    return (await contract_actuals(session, group, periods, zone))[1]
+
+
+async def collected_payments(
+    session: AsyncSession, group: Group, periods: Sequence[Period], zone: str
+) -> Actuals:
+    """Payments by receipt date (a local date already: ``zone`` is not needed)."""
+    ranges = [_within(Payment.received_on, p.start, p.end) for p in periods]
+    stmt = select(*(func.sum(case((r, Payment.amount))) for r in ranges)).where(or_(*ranges))
+    if group.kind != TargetScope.COMPANY:
+        # Every payment has its contract: the company's need not look them up.
+        stmt = stmt.join(Contract, Contract.id == Payment.contract_id).where(
+            group.clause(Contract.owner_id, Contract.region_id)
+        )
+    rows = await _grouped(session, group.column(Contract.owner_id, Contract.region_id), stmt)
+    return {key: [_money(v) for v in values] for key, values in rows.items()}
+
+
+ACTUALS = {
+    Metric.SIGNED_REVENUE: signed_revenue,
+    Metric.COLLECTED_PAYMENTS: collected_payments,
+    Metric.NEW_CUSTOMERS: new_customers,
+}
 
 
 async def metric_actual(
     session: AsyncSession, metric: Metric, scope: Scope, period: Period, zone: str
 ) -> Decimal:
-    start, end = period.utc_bounds(zone)
-    in_scope = scope.clause(Contract.owner_id, Contract.region_id)
-    if metric == Metric.SIGNED_REVENUE:
-        return await _sum(
-            session,
-            select(func.sum(Contract.amount)).where(
-                in_scope,
-                Contract.signed_at >= start,
-                Contract.signed_at < end,
-                Contract.status.not_in(NOT_SIGNED_REVENUE),
-            ),
-        )
-    if metric == Metric.COLLECTED_PAYMENTS:
-        return await _sum(
-            session,
-            select(func.sum(Payment.amount))
-            .join(Contract, Contract.id == Payment.contract_id)
-            .where(in_scope, Payment.received_on >= period.start, Payment.received_on < period.end),
-        )
-    # New customers: those whose first signed contract was signed in the period.
-    first = (
-        select(Contract.customer_id, func.min(Contract.signed_at).label("first_signed"))
-        .where(Contract.signed_at.is_not(None), Contract.status != ContractStatus.CANCELLED)
-        .group_by(Contract.customer_id)
-        .subquery()
+    figures = await ACTUALS[metric](session, Group.of(scope), [period], zone)
+    return figures.get(scope.id, [_money(0)])[0]
+
+
+async def targets(
+    session: AsyncSession, group: Group, period: Period
+) -> dict[tuple[Key, Metric], Decimal]:
+    stmt = select(Target.scope_id, Target.metric, Target.value).where(
+        Target.period == period.label, Target.scope == group.kind
     )
-    firsts = (
-        select(func.count())
-        .select_from(first)
-        .join(
-            Contract,
-            and_(
-                Contract.customer_id == first.c.customer_id,
-                Contract.signed_at == first.c.first_signed,
-            ),
-        )
-        .where(in_scope, first.c.first_signed >= start, first.c.first_signed < end)
-    )
-    return Decimal(await session.scalar(firsts) or 0)
+    if group.kind == TargetScope.COMPANY:
+        stmt = stmt.where(Target.scope_id.is_(None))
+    else:
+        stmt = stmt.where(Target.scope_id.in_(group.ids))
+    rows = (await session.execute(stmt)).all()
+    return {(scope_id, Metric(metric)): _money(value) for scope_id, metric, value in rows}
 
 
 async def target_value(
     session: AsyncSession, metric: Metric, scope: Scope, period: Period
 ) -> Decimal | None:
-    scope_id = Target.scope_id.is_(None) if scope.id is None else Target.scope_id == scope.id
-    value = await session.scalar(
-        select(Target.value).where(
-            Target.period == period.label,
-            Target.scope == scope.kind,
-            scope_id,
-            Target.metric == metric,
-        )
-    )
-    return None if value is None else _money(value)
+    return (await targets(session, Group.of(scope), period)).get((scope.id, metric))
 
 
-async def _metric_figures(
-    session: AsyncSession, metric: Metric, scope: Scope, period: Period, zone: str
-) -> MetricFigures:
-    actual = await metric_actual(session, metric, scope, period, zone)
-    previous = await metric_actual(session, metric, scope, period.previous(), zone)
-    last_year = await metric_actual(session, metric, scope, period.year_before(), zone)
-    target = await target_value(session, metric, scope, period)
+def _metric_figures(actuals: list[Decimal] | None, target: Decimal | None) -> MetricFigures:
+    """From the actuals of the period, the one before and the year before."""
+    now, previous, last_year = actuals or [Decimal("0.00")] * 3
     return MetricFigures(
-        actual=actual,
+        actual=now,
         target=target,
-        attainment=ratio(actual, target),
-        growth_vs_previous=growth(actual, previous),
-        growth_vs_last_year=growth(actual, last_year),
+        attainment=ratio(now, target),
+        growth_vs_previous=growth(now, previous),
+        growth_vs_last_year=growth(now, last_year),
     )
 
 
@@ -174,33 +267,30 @@ def _probability() -> Any:
     return func.coalesce(Opportunity.probability, default)
 
 
-async def _pipeline(session: AsyncSession, scope: Scope, period: Period) -> tuple[Decimal, Decimal]:
-    row = (
-        await session.execute(
-            select(
-                func.sum(Opportunity.amount), func.sum(Opportunity.amount * _probability())
-            ).where(
-                scope.clause(Opportunity.owner_id, Opportunity.region_id),
-                Opportunity.deleted_at.is_(None),
-                Opportunity.stage.in_(OPEN_STAGES),
-                Opportunity.expected_close_date >= period.start,
-                Opportunity.expected_close_date < period.end,
-            )
-        )
-    ).one()
-    return _money(row[0]), _money(Decimal(str(row[1] or 0)) / 100)
-
-
-async def _won_lost(
-    session: AsyncSession, scope: Scope, period: Period, zone: str
-) -> tuple[int, int, float | None]:
-    start, end = period.utc_bounds(zone)
-    in_scope = and_(
-        scope.clause(Opportunity.owner_id, Opportunity.region_id),
+async def _pipeline(
+    session: AsyncSession, group: Group, period: Period
+) -> dict[Key, tuple[Decimal, Decimal]]:
+    stmt = select(
+        func.sum(Opportunity.amount), func.sum(Opportunity.amount * _probability())
+    ).where(
+        group.clause(Opportunity.owner_id, Opportunity.region_id),
         Opportunity.deleted_at.is_(None),
-        Opportunity.closed_at >= start,
-        Opportunity.closed_at < end,
+        Opportunity.stage.in_(OPEN_STAGES),
+        Opportunity.expected_close_date >= period.start,
+        Opportunity.expected_close_date < period.end,
     )
+    rows = await _grouped(session, group.column(Opportunity.owner_id, Opportunity.region_id), stmt)
+    return {
+        key: (_money(amount), _money(Decimal(str(weighted or 0)) / 100))
+        for key, (amount, weighted) in rows.items()
+    }
+
+
+async def won_lost(
+    session: AsyncSession, group: Group, period: Period, zone: str
+) -> dict[Key, tuple[int, int, float | None]]:
+    """Opportunities won and lost in the period, and the mean days from creation to a win."""
+    start, end = period.utc_bounds(zone)
     won_flag = case((Opportunity.stage == Stage.WON, 1), else_=0)
     cycle = case(
         (
@@ -209,81 +299,82 @@ async def _won_lost(
         ),
         else_=None,
     )
-    row = (
-        await session.execute(
-            select(func.sum(won_flag), func.count(), func.avg(cycle)).where(
-                in_scope, Opportunity.stage.in_((Stage.WON, Stage.LOST))
-            )
+    stmt = select(func.sum(won_flag), func.count(), func.avg(cycle)).where(
+        group.clause(Opportunity.owner_id, Opportunity.region_id),
+        Opportunity.deleted_at.is_(None),
+        Opportunity.closed_at >= start,
+        Opportunity.closed_at < end,
+        Opportunity.stage.in_((Stage.WON, Stage.LOST)),
+    )
+    rows = await _grouped(session, group.column(Opportunity.owner_id, Opportunity.region_id), stmt)
+    figures = {}
+    for key, (won_count, closed, days) in rows.items():
+        won = int(won_count or 0)
+        figures[key] = (
+            won,
+            int(closed or 0) - won,
+            None if days is None else round(float(days), 2),
         )
-    ).one()
-    won = int(row[0] or 0)
-    return won, int(row[1] or 0) - won, (None if row[2] is None else round(float(row[2]), 2))
+    return figures
 
 
-async def _satisfaction(
-    session: AsyncSession, scope: Scope, period: Period, zone: str
-) -> float | None:
-    """The mean score of return visits and closed complaints in the period."""
+async def satisfaction(
+    session: AsyncSession, group: Group, period: Period, zone: str
+) -> dict[Key, float | None]:
+    """The mean score of return visits (scoped by their customer) and closed complaints in the
+    period."""
     start, end = period.utc_bounds(zone)
-    visits = (
-        await session.execute(
-            select(func.sum(FollowUp.satisfaction), func.count(FollowUp.satisfaction)).where(
-                FollowUp.kind == FollowUpKind.RETURN_VISIT,
-                FollowUp.status == FollowUpStatus.DONE,
-                FollowUp.satisfaction.is_not(None),
-                FollowUp.occurred_at >= start,
-                FollowUp.occurred_at < end,
-                FollowUp.customer_id.in_(_customers_in(scope)),
-            )
+    visits = select(func.sum(FollowUp.satisfaction), func.count(FollowUp.satisfaction)).where(
+        FollowUp.kind == FollowUpKind.RETURN_VISIT,
+        FollowUp.status == FollowUpStatus.DONE,
+        FollowUp.satisfaction.is_not(None),
+        _within(FollowUp.occurred_at, start, end),
+    )
+    if group.kind != TargetScope.COMPANY:
+        visits = visits.join(Customer, Customer.id == FollowUp.customer_id).where(
+            group.clause(Customer.owner_id, Customer.region_id)
         )
-    ).one()
-    complaints = (
-        await session.execute(
-            select(func.sum(Complaint.satisfaction), func.count(Complaint.satisfaction)).where(
-                scope.clause(Complaint.owner_id, Complaint.region_id),
-                Complaint.status == ComplaintStatus.CLOSED,
-                Complaint.satisfaction.is_not(None),
-                Complaint.closed_at >= start,
-                Complaint.closed_at < end,
-            )
-        )
-    ).one()
-    total = int(visits[0] or 0) + int(complaints[0] or 0)
-    count = int(visits[1] or 0) + int(complaints[1] or 0)
-    return None if count == 0 else round(total / count, 4)
-
-
-def _customers_in(scope: Scope) -> Select[Any]:
-    return select(Customer.id).where(scope.clause(Customer.owner_id, Customer.region_id))
+    complaints = select(func.sum(Complaint.satisfaction), func.count(Complaint.satisfaction)).where(
+        group.clause(Complaint.owner_id, Complaint.region_id),
+        Complaint.status == ComplaintStatus.CLOSED,
+        Complaint.satisfaction.is_not(None),
+        _within(Complaint.closed_at, start, end),
+    )
+    totals: dict[Key, list[int]] = {}
+    for column, stmt in (
+        (group.column(Customer.owner_id, Customer.region_id), visits),
+        (group.column(Complaint.owner_id, Complaint.region_id), complaints),
+    ):
+        for key, (score, count) in (await _grouped(session, column, stmt)).items():
+            total = totals.setdefault(key, [0, 0])
+            total[0] += int(score or 0)
+            total[1] += int(count or 0)
+    return {key: None if n == 0 else round(score / n, 4) for key, (score, n) in totals.items()}
 
 
 async def _complaints(
-    session: AsyncSession, scope: Scope, period: Period, zone: str
-) -> tuple[int, int]:
+    session: AsyncSession, group: Group, period: Period, zone: str
+) -> dict[Key, tuple[int, int]]:
     start, end = period.utc_bounds(zone)
     breached = case((breached_clause(utcnow()), 1), else_=0)
-    row = (
-        await session.execute(
-            select(func.count(), func.sum(breached)).where(
-                scope.clause(Complaint.owner_id, Complaint.region_id),
-                Complaint.received_at >= start,
-                Complaint.received_at < end,
-            )
-        )
-    ).one()
-    return int(row[0] or 0), int(row[1] or 0)
+    stmt = select(func.count(), func.sum(breached)).where(
+        group.clause(Complaint.owner_id, Complaint.region_id),
+        _within(Complaint.received_at, start, end),
+    )
+    rows = await _grouped(session, group.column(Complaint.owner_id, Complaint.region_id), stmt)
+    return {key: (int(count or 0), int(late or 0)) for key, (count, late) in rows.items()}
 
 
-async def _market_share(
-    session: AsyncSession, scope: Scope, period: Period, revenue: Decimal
-) -> float | None:
-    if scope.kind == TargetScope.REP:
-        return None
-    stmt = select(func.sum(MarketSize.value)).where(MarketSize.period == period.label)
-    if scope.kind == TargetScope.REGION:
-        stmt = stmt.where(MarketSize.region_id == scope.id)
-    size = await session.scalar(stmt)
-    return ratio(revenue, _money(size)) if size else None
+async def market_sizes(session: AsyncSession, group: Group, period: Period) -> dict[Key, Any]:
+    """The market size of each region (of the company: their sum) in the period; reps have
+    none."""
+    if group.kind == TargetScope.REP:
+        return {}
+    stmt = select(func.sum(MarketSize.value)).where(
+        MarketSize.period == period.label, group.clause(None, MarketSize.region_id)
+    )
+    rows = await _grouped(session, group.column(None, MarketSize.region_id), stmt)
+    return {key: size for key, (size,) in rows.items()}
 
 
 def kpi_score(
@@ -312,35 +403,108 @@ def kpi_score(
     return round(sum(w * p for w, p in known) / total_weight, 4)
 
 
-async def summary(session: AsyncSession, scope: Scope, period: Period) -> Summary:
+def _share_and_score(
+    settings: department.DepartmentSettings,
+    revenue: MetricFigures,
+    market_size: Any,
+    satisfaction: float | None,
+) -> tuple[float | None, float | None]:
+    """(market share, KPI score) of one scope."""
+    share = ratio(revenue.actual, _money(market_size)) if market_size else None
+    score = kpi_score(settings, revenue.attainment, revenue.growth_vs_previous, share, satisfaction)
+    return share, score
+
+
+async def summaries(session: AsyncSession, group: Group, period: Period) -> dict[Key, Summary]:
+    await for_reports(session)
     settings = await department.load(session)
     zone = settings.business_hours.time_zone
-    metrics = {m: await _metric_figures(session, m, scope, period, zone) for m in Metric}
-    won, lost, cycle = await _won_lost(session, scope, period, zone)
-    pipeline, weighted = await _pipeline(session, scope, period)
-    satisfaction = await _satisfaction(session, scope, period, zone)
-    received, breaches = await _complaints(session, scope, period, zone)
-    revenue = metrics[Metric.SIGNED_REVENUE]
-    share = await _market_share(session, scope, period, revenue.actual)
-    return Summary(
-        period=period.label,
-        scope=scope.kind,
-        scope_id=scope.id,
-        metrics=metrics,
-        opportunities_won=won,
-        opportunities_lost=lost,
-        win_rate=ratio(won, won + lost),
-        avg_sales_cycle_days=cycle,
-        pipeline_value=pipeline,
-        weighted_pipeline=weighted,
-        avg_satisfaction=satisfaction,
-        complaints_received=received,
-        sla_breaches=breaches,
-        market_share=share,
-        kpi_score=kpi_score(
-            settings, revenue.attainment, revenue.growth_vs_previous, share, satisfaction
-        ),
-    )
+    periods = (period, period.previous(), period.year_before())
+    revenue, customers = await contract_actuals(session, group, periods, zone)
+    actuals = {
+        Metric.SIGNED_REVENUE: revenue,
+        Metric.COLLECTED_PAYMENTS: await collected_payments(session, group, periods, zone),
+        Metric.NEW_CUSTOMERS: customers,
+    }
+    goals = await targets(session, group, period)
+    closed = await won_lost(session, group, period, zone)
+    pipeline = await _pipeline(session, group, period)
+    scores = await satisfaction(session, group, period, zone)
+    complaints = await _complaints(session, group, period, zone)
+    sizes = await market_sizes(session, group, period)
+    result = {}
+    for key in group.keys:
+        metrics = {m: _metric_figures(actuals[m].get(key), goals.get((key, m))) for m in Metric}
+        won, lost, cycle = closed.get(key, (0, 0, None))
+        value, weighted = pipeline.get(key, (_money(0), _money(0)))
+        received, breaches = complaints.get(key, (0, 0))
+        share, score = _share_and_score(
+            settings, metrics[Metric.SIGNED_REVENUE], sizes.get(key), scores.get(key)
+        )
+        result[key] = Summary(
+            period=period.label,
+            scope=group.kind,
+            scope_id=key,
+            metrics=metrics,
+            opportunities_won=won,
+            opportunities_lost=lost,
+            win_rate=ratio(won, won + lost),
+            avg_sales_cycle_days=cycle,
+            pipeline_value=value,
+            weighted_pipeline=weighted,
+            avg_satisfaction=scores.get(key),
+            complaints_received=received,
+            sla_breaches=breaches,
+            market_share=share,
+            kpi_score=score,
+        )
+    return result
+
+
+async def summary(session: AsyncSession, scope: Scope, period: Period) -> Summary:
+    return (await summaries(session, Group.of(scope), period))[scope.id]
+
+
+@dataclass(frozen=True)
+class Standing:
+    """The part of a summary a leaderboard shows."""
+
+    kpi_score: float | None
+    signed_revenue: Decimal
+    revenue_attainment: float | None
+    collected_payments: Decimal
+    win_rate: float | None
+
+
+async def standings(session: AsyncSession, group: Group, period: Period) -> dict[Key, Standing]:
+    """Each scope's KPI score and headline figures: what ``summaries`` gives for them, from only
+    the queries they need."""
+    if not group.keys:
+        return {}
+    await for_reports(session)
+    settings = await department.load(session)
+    zone = settings.business_hours.time_zone
+    revenue = await signed_revenue(session, group, (period, period.previous()), zone)
+    collected = await collected_payments(session, group, (period,), zone)
+    goals = await targets(session, group, period)
+    closed = await won_lost(session, group, period, zone)
+    scores = await satisfaction(session, group, period, zone)
+    sizes = await market_sizes(session, group, period)
+    result = {}
+    for key in group.keys:
+        # The year before is not part of the score: any base will do.
+        now, previous = revenue.get(key, [_money(0)] * 2)
+        figures = _metric_figures([now, previous, now], goals.get((key, Metric.SIGNED_REVENUE)))
+        _, score = _share_and_score(settings, figures, sizes.get(key), scores.get(key))
+        won, lost, _ = closed.get(key, (0, 0, None))
+        result[key] = Standing(
+            kpi_score=score,
+            signed_revenue=now,
+            revenue_attainment=figures.attainment,
+            collected_payments=collected.get(key, [_money(0)])[0],
+            win_rate=ratio(won, won + lost),
+        )
+    return result
 
 
 async def resolve_scope(

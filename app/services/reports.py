@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import uuid
 from decimal import Decimal
+from itertools import pairwise
 from typing import Any
 
 from pydantic import BaseModel, Field
-from sqlalchemy import and_, exists, func, select
+from sqlalchemy import Float, and_, case, cast, func, literal, null, select, union, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
 
-from app.models.contracts import Contract, Payment
 from app.models.people import Region, Role, User
 from app.models.performance import Metric, Target, TargetScope
 from app.models.pipeline import OPEN_STAGES, Opportunity, Stage
@@ -19,8 +18,17 @@ from app.models.platform import StateChange
 from app.models.types import CENT, Money
 from app.periods import Period
 from app.services import department
-from app.services.performance import Scope, _money, _probability, ratio, summary
-from app.services.sql import days_between, month_of
+from app.services.performance import (
+    Group,
+    Scope,
+    _money,
+    _probability,
+    _within,
+    collected_payments,
+    ratio,
+    standings,
+)
+from app.services.sql import among, days_between, for_reports, month_of
 
 FUNNEL_STAGES: tuple[Stage, ...] = (*OPEN_STAGES, Stage.WON)
 
@@ -59,23 +67,21 @@ async def leaderboard(
     else:
         rows = (await session.execute(select(Region.id, Region.name))).all()
         kind = TargetScope.REGION
-    entries = []
-    for scope_id, name in rows:
-        figures = await summary(session, Scope(kind, scope_id), period)
-        revenue = figures.metrics[Metric.SIGNED_REVENUE]
-        entries.append(
-            LeaderboardEntry(
-                rank=0,
-                scope=kind,
-                scope_id=scope_id,
-                name=name,
-                kpi_score=figures.kpi_score,
-                signed_revenue=revenue.actual,
-                revenue_attainment=revenue.attainment,
-                collected_payments=figures.metrics[Metric.COLLECTED_PAYMENTS].actual,
-                win_rate=figures.win_rate,
-            )
+    figures = await standings(session, Group(kind, tuple(scope_id for scope_id, _ in rows)), period)
+    entries = [
+        LeaderboardEntry(
+            rank=0,
+            scope=kind,
+            scope_id=scope_id,
+            name=name,
+            kpi_score=figures[scope_id].kpi_score,
+            signed_revenue=figures[scope_id].signed_revenue,
+            revenue_attainment=figures[scope_id].revenue_attainment,
+            collected_payments=figures[scope_id].collected_payments,
+            win_rate=figures[scope_id].win_rate,
         )
+        for scope_id, name in rows
+    ]
     entries.sort(
         key=lambda e: (e.kpi_score is None, -(e.kpi_score or 0), -e.signed_revenue, e.name)
     )
@@ -104,6 +110,7 @@ class Funnel(BaseModel):
 
 
 async def funnel(session: AsyncSession, scope: Scope, period: Period) -> Funnel:
+    await for_reports(session)
     settings = await department.load(session)
     start, end = period.utc_bounds(settings.business_hours.time_zone)
     live = and_(
@@ -133,82 +140,127 @@ async def funnel(session: AsyncSession, scope: Scope, period: Period) -> Funnel:
     ).one()
     now_rows[Stage.WON.value] = (won_row[0], won_row[1])
 
-    change = aliased(StateChange)
-    later = aliased(StateChange)
-    opp_ids = select(Opportunity.id).where(live)
+    entered, advanced, days_in = await _stage_flows(session, live, start, end)
     stages = []
     for index, stage in enumerate(FUNNEL_STAGES):
-        nxt = FUNNEL_STAGES[index + 1] if index + 1 < len(FUNNEL_STAGES) else None
-        if stage == Stage.LEAD:
-            # Entering the funnel is being created.
-            entered_q = select(
-                Opportunity.id.label("entity_id"), Opportunity.created_at.label("at")
-            ).where(live, Opportunity.created_at >= start, Opportunity.created_at < end)
-        else:
-            entered_q = select(change.entity_id.label("entity_id"), change.at.label("at")).where(
-                change.entity_type == "opportunity",
-                change.to_state == stage,
-                change.at >= start,
-                change.at < end,
-                change.entity_id.in_(opp_ids),
-            )
-        entries = entered_q.subquery()
-        entered = await session.scalar(select(func.count(func.distinct(entries.c.entity_id))))
-        advanced = 0
-        if nxt is not None:
-            advanced = await session.scalar(
-                select(func.count(func.distinct(entries.c.entity_id))).where(
-                    exists().where(
-                        later.entity_type == "opportunity",
-                        later.entity_id == entries.c.entity_id,
-                        later.to_state == nxt,
-                        later.at >= entries.c.at,
-                    )
-                )
-            )
+        has_next = index + 1 < len(FUNNEL_STAGES)
         count, amount = now_rows.get(stage.value, (0, None))
         stages.append(
             FunnelStage(
                 stage=stage,
                 count=int(count or 0),
                 amount=_money(amount),
-                entered=int(entered or 0),
-                advanced=int(advanced or 0),
-                conversion=ratio(advanced, entered) if nxt else None,
-                avg_days_in_stage=await _avg_days_in(session, stage, opp_ids, start, end),
+                entered=entered.get(stage, 0),
+                advanced=advanced.get(stage, 0),
+                conversion=ratio(advanced.get(stage, 0), entered.get(stage, 0))
+                if has_next
+                else None,
+                avg_days_in_stage=days_in.get(stage),
             )
         )
     return Funnel(period=period.label, scope=scope.kind, scope_id=scope.id, stages=stages)
 
 
-async def _avg_days_in(
-    session: AsyncSession, stage: Stage, opp_ids: Any, start: Any, end: Any
-) -> float | None:
-    """Stays in ``stage`` that ended in the period: from entering it (the previous change, or
-    creation for a lead) to the change that left it."""
-    if stage == Stage.WON:
-        return None
-    previous = func.lag(StateChange.at).over(
+async def _stage_flows(
+    session: AsyncSession, live: Any, start: Any, end: Any
+) -> tuple[dict[str, int], dict[str, int], dict[str, float]]:
+    """Per stage: how many opportunities entered it in the period, how many of those reached
+    the next stage since, and the mean length of the stays in it that ended in the period.
+
+    Entering the funnel (the lead stage) is being created; entering another stage is a state
+    change to it. A stay runs from entering the stage (the change before, or creation for a
+    lead) to the change that left it. All three come from the full stage history of the
+    opportunities in scope that were created or changed in the period, read once.
+    """
+    is_opportunity = StateChange.entity_type == "opportunity"
+    created = (
+        select(Opportunity.id.label("entity_id"), Opportunity.created_at.label("at"))
+        .where(live, _within(Opportunity.created_at, start, end))
+        .cte("created")
+    )
+    touched = union(
+        select(created.c.entity_id, created.c.at.label("created_at")),
+        select(StateChange.entity_id, Opportunity.created_at)
+        .join(Opportunity, Opportunity.id == StateChange.entity_id)
+        .where(is_opportunity, _within(StateChange.at, start, end), live),
+    ).cte("touched")
+    entered_at = func.lag(StateChange.at).over(
         partition_by=StateChange.entity_id, order_by=(StateChange.at, StateChange.id)
     )
-    changes = (
+    history = (
         select(
             StateChange.entity_id,
             StateChange.from_state,
+            StateChange.to_state,
             StateChange.at,
-            previous.label("entered_at"),
+            entered_at.label("entered_at"),
         )
-        .where(StateChange.entity_type == "opportunity", StateChange.entity_id.in_(opp_ids))
+        .where(is_opportunity, among(session, StateChange.entity_id, select(touched.c.entity_id)))
+        .cte("history")
+    )
+    entries = union_all(
+        select(created.c.entity_id, literal(Stage.LEAD.value).label("stage"), created.c.at),
+        select(history.c.entity_id, history.c.to_state, history.c.at).where(
+            history.c.to_state.in_(FUNNEL_STAGES[1:]), _within(history.c.at, start, end)
+        ),
+    ).cte("entries")
+    later = history.alias("later")
+    next_stage = case(
+        {stage.value: nxt.value for stage, nxt in pairwise(FUNNEL_STAGES)},
+        value=entries.c.stage,
+    )
+    # One row per stage and opportunity that entered it: advanced when any of its entries
+    # was followed by a change to the next stage.
+    per_opportunity = (
+        select(
+            entries.c.stage,
+            func.max(case((later.c.entity_id.is_not(None), 1), else_=0)).label("advanced"),
+        )
+        .outerjoin(
+            later,
+            and_(
+                later.c.entity_id == entries.c.entity_id,
+                later.c.to_state == next_stage,
+                later.c.at >= entries.c.at,
+            ),
+        )
+        .group_by(entries.c.stage, entries.c.entity_id)
         .subquery()
     )
-    entered_at = func.coalesce(changes.c.entered_at, Opportunity.created_at)
-    value = await session.scalar(
-        select(func.avg(days_between(session, entered_at, changes.c.at)))
-        .select_from(changes)
-        .join(Opportunity, Opportunity.id == changes.c.entity_id)
-        .where(changes.c.from_state == stage, changes.c.at >= start, changes.c.at < end)
+    stay = days_between(
+        session, func.coalesce(history.c.entered_at, touched.c.created_at), history.c.at
     )
-    return None if value is None else round(float(value), 2)
+    nothing = cast(null(), Float)
+    rows = (
+        await session.execute(
+            union_all(
+                select(
+                    literal("flow"),
+                    per_opportunity.c.stage,
+                    cast(func.count(), Float),
+                    cast(func.sum(per_opportunity.c.advanced), Float),
+                    nothing,
+                ).group_by(per_opportunity.c.stage),
+                select(
+                    literal("stay"),
+                    history.c.from_state,
+                    nothing,
+                    nothing,
+                    cast(func.avg(stay), Float),
+                )
+                .join(touched, touched.c.entity_id == history.c.entity_id)
+                .where(history.c.from_state.in_(OPEN_STAGES), _within(history.c.at, start, end))
+                .group_by(history.c.from_state),
+            )
+        )
+    ).all()
+    entered, advanced, days = {}, {}, {}
+    for kind, stage, count, moved_on, mean in rows:
+        if kind == "flow":
+            entered[stage], advanced[stage] = int(count), int(moved_on)
+        elif mean is not None:
+            days[stage] = round(float(mean), 2)
+    return entered, advanced, days
 
 
 class ForecastMonth(BaseModel):
@@ -226,6 +278,7 @@ class Forecast(BaseModel):
 
 
 async def forecast(session: AsyncSession, scope: Scope) -> Forecast:
+    await for_reports(session)
     month = month_of(session, Opportunity.expected_close_date).label("month")
     rows = (
         await session.execute(
@@ -306,21 +359,19 @@ async def commissions(
     region_id: uuid.UUID | None,
     rep_id: uuid.UUID | None,
 ) -> Commissions:
+    await for_reports(session)
     settings = await department.load(session)
     reps = select(User.id, User.full_name, User.region_id).where(User.role == Role.REP)
     if region_id is not None:
         reps = reps.where(User.region_id == region_id)
     if rep_id is not None:
         reps = reps.where(User.id == rep_id)
-    collected = dict(
-        (
-            await session.execute(
-                select(Contract.owner_id, func.sum(Payment.amount))
-                .join(Contract, Contract.id == Payment.contract_id)
-                .where(Payment.received_on >= period.start, Payment.received_on < period.end)
-                .group_by(Contract.owner_id)
-            )
-        ).all()
+    rep_rows = (await session.execute(reps.order_by(User.full_name))).all()
+    collected = await collected_payments(
+        session,
+        Group(TargetScope.REP, tuple(rep for rep, _, _ in rep_rows)),
+        (period,),
+        settings.business_hours.time_zone,
     )
     targets = dict(
         (
@@ -334,8 +385,8 @@ async def commissions(
         ).all()
     )
     items = []
-    for rep, name, rep_region in (await session.execute(reps.order_by(User.full_name))).all():
-        amount = _money(collected.get(rep))
+    for rep, name, rep_region in rep_rows:
+        amount = collected.get(rep, [_money(0)])[0]
         target = _money(targets[rep]) if rep in targets else None
         tiers = commission_tiers(settings.commission, amount, target)
         items.append(

@@ -1,10 +1,10 @@
-"""The few SQL expressions PostgreSQL and SQLite spell differently."""
+"""The few SQL expressions PostgreSQL and SQLite spell (or plan) differently."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func
+from sqlalchemy import ColumnElement, Select, any_, func, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 
@@ -24,3 +24,28 @@ def month_of(session: AsyncSession, day: Any) -> Any:
     if _dialect(session) == "sqlite":
         return func.strftime("%Y-%m", day)
     return func.to_char(day, "YYYY-MM")
+
+
+def among(session: AsyncSession, column: Any, values: Select[Any]) -> ColumnElement[bool]:
+    """``column IN (values)``, for a subquery of relatively few rows looked up in a big table.
+
+    PostgreSQL plans ``IN (subquery)`` as a join sized by its estimate of the subquery's rows,
+    and an estimate a few times too high makes it scan the whole big table; ``= ANY(ARRAY(…))``
+    runs the subquery first and looks each value up in the index. SQLite always looks up.
+    """
+    if _dialect(session) == "sqlite":
+        return column.in_(values)
+    return column == any_(func.array(values.scalar_subquery()))
+
+
+async def for_reports(session: AsyncSession) -> None:
+    """Settings for a report's transaction (PostgreSQL; SQLite has none to make).
+
+    No JIT: the planner's guesses for the correlated look-ups push a query of a few dozen
+    milliseconds past ``jit_above_cost``, and compiling it then costs as much as running it.
+    More ``work_mem``: the funnel's sorts and hashes of a region's quarter (a few MB) stay in
+    memory instead of spilling to temporary files. Both end with the transaction.
+    """
+    if _dialect(session) == "postgresql":
+        await session.execute(text("SET LOCAL jit = off"))
+        await session.execute(text("SET LOCAL work_mem = '32MB'"))

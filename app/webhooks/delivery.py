@@ -35,6 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app import events
 from app.config import Settings
 from app.db import Database
+from app.errors import database_unavailable
 from app.models.platform import Event
 from app.models.types import utcnow
 from app.models.webhooks import (
@@ -259,8 +260,17 @@ class DeliveryWorker:
             outcome = _Outcome(error=f"Internal error: {type(exc).__name__}")
         try:
             await self._record(job, outcome)
-        except Exception:  # the lease expires and the delivery is tried again
-            logger.exception("could not record webhook attempt %s/%s", job.delivery_id, job.number)
+        except Exception as exc:  # the lease expires and the delivery is tried again
+            if database_unavailable(exc):
+                logger.warning(
+                    "could not record webhook attempt %s/%s: the database is unavailable",
+                    job.delivery_id,
+                    job.number,
+                )
+            else:
+                logger.exception(
+                    "could not record webhook attempt %s/%s", job.delivery_id, job.number
+                )
 
     async def _send(self, job: _Job) -> _Outcome:
         if utcnow() > job.send_by:
@@ -401,12 +411,21 @@ async def run_deliveries(
     """Work rounds until ``stop`` is set, sleeping ``webhook_poll_seconds`` when idle."""
     stop = stop or asyncio.Event()
     worker = DeliveryWorker(database, settings)
+    database_down = False
     try:
         while not stop.is_set():
             try:
                 busy = await worker.run_once()
-            except Exception:  # keep delivering through a database outage
-                logger.exception("webhook delivery round failed")
+                if database_down:
+                    logger.warning("the database is back: webhook delivery resumes")
+                    database_down = False
+            except Exception as exc:  # keep delivering through a database outage
+                if not database_unavailable(exc):
+                    logger.exception("webhook delivery round failed")
+                elif not database_down:
+                    # One line per outage, not a traceback every poll.
+                    logger.warning("webhook delivery waits for the database: %s", exc)
+                    database_down = True
                 busy = False
             if not busy:
                 with contextlib.suppress(TimeoutError):

@@ -1,0 +1,553 @@
+"""Load benchmark: the served app against a minimal Starlette + asyncpg app, on PostgreSQL.
+
+    python -m bench.load [--duration 12] [--connections 32] [--rounds 2] [--profile]
+
+It builds its own database (``salesdesk_load``: the demo organisation plus 10,000 customers,
+50,000 follow-ups and 15,000 open opportunities), starts the app and ``bench/minimal_app.py``
+with uvicorn (one worker each, same options), and drives them with wrk from a second
+process, alternating the two apps run by run. Routes, as the demo rep ``east.rep1`` (the
+summary as the East manager): read one customer, list 50 customers, create a follow-up,
+move an opportunity one stage, the performance summary. ``--profile`` adds one run per route
+under py-spy (not counted) and writes where the time went to ``var/bench/``.
+
+wrk comes from Debian; when it is missing the script installs it if it runs as root with
+apt-get, else it falls back to ``bench/loadgen.py`` (Python, slower: it says so).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from bench.bulk import (
+    Owner,
+    access_token,
+    bench_env,
+    database_url,
+    insert_customers,
+    log,
+    migrate,
+    plain_dsn,
+    recreate_database,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "var" / "bench"
+BIN = Path(sys.executable).parent
+APP_PORT, MINIMAL_PORT, WHATIF_PORT = 18431, 18432, 18433
+CUSTOMERS, FOLLOW_UPS_EACH, OPPORTUNITIES = 10_000, 5, 15_000
+
+
+@dataclass(frozen=True)
+class Route:
+    key: str
+    title: str
+    user: str  # "rep" or "manager"
+    targets: tuple[str, ...] = ("salesdesk",)
+
+
+ROUTES = [
+    Route("read_one", "read one customer", "rep", ("salesdesk", "minimal")),
+    Route("list_50", "list 50 customers", "rep"),
+    Route("create_follow_up", "create a follow-up", "rep"),
+    Route("move_stage", "move an opportunity one stage", "rep"),
+    Route("summary", "performance summary", "manager"),
+]
+
+
+@dataclass
+class Fixture:
+    url: str
+    tokens: dict[str, str]
+    customer_ids: list[uuid.UUID]
+    opportunity_ids: list[uuid.UUID]
+
+
+@dataclass
+class Result:
+    route: str
+    target: str
+    round: int
+    data: dict[str, Any]
+    loadavg: str = field(default_factory=lambda: Path("/proc/loadavg").read_text().split()[0])
+
+    @property
+    def rps(self) -> float:
+        return float(self.data["requests"]) / (self.data["duration_us"] / 1e6)
+
+    @property
+    def errors(self) -> int:
+        keys = ("connect_errors", "read_errors", "write_errors", "status_errors", "timeouts")
+        return sum(int(self.data[k]) for k in keys)
+
+
+# Set-up -------------------------------------------------------------------------------
+
+
+async def _seed(url: str) -> Fixture:
+    from app.config import get_settings
+    from app.db import Database, create_engine
+    from app.seed import seed_demo
+    from app.services import department
+
+    database = Database(create_engine(get_settings(), url))
+    try:
+        await seed_demo(database)
+        # A department that has saved its rules once, as a live one has: the settings row
+        # exists (without it every request looks for it once more and finds the defaults).
+        async with database.session() as session, session.begin():
+            await department.update(session, {"dormant_after_days": 180}, None)
+    finally:
+        await database.dispose()
+    conn = await asyncpg.connect(plain_dsn(url))
+    try:
+        users = {
+            row["email"]: row
+            for row in await conn.fetch("SELECT id, email, role, region_id FROM users")
+        }
+        rep = users["east.rep1@example.com"]
+        manager = users["east.manager@example.com"]
+        reps = [users[e] for e in sorted(users) if users[e]["role"] == "rep"]
+        owners = [Owner(r["id"], r["region_id"]) for r in reps]
+        await insert_customers(conn, CUSTOMERS, owners, FOLLOW_UPS_EACH)
+        customer_ids = [
+            r["id"]
+            for r in await conn.fetch(
+                "SELECT id FROM customers WHERE owner_id = $1 AND deleted_at IS NULL", rep["id"]
+            )
+        ]
+        # Open opportunities of the rep's customers, in the first stage, needs recorded.
+        await conn.execute(
+            """
+            INSERT INTO opportunities (id, version, created_at, updated_at, customer_id, title,
+                amount, expected_close_date, needs_summary, stage, owner_id, region_id)
+            SELECT gen_random_uuid(), 1, now() - make_interval(mins => n), now(), c.id,
+                   'Bench deal ' || n, 1000 + n % 90000, current_date + n % 120,
+                   'Two lines, budget approved.', 'lead', c.owner_id, c.region_id
+              FROM generate_series(1, $2) AS n
+              JOIN LATERAL (SELECT id, owner_id, region_id FROM customers
+                             WHERE id = ($1::uuid[])[1 + n % cardinality($1::uuid[])]) c ON true
+            """,
+            customer_ids,
+            OPPORTUNITIES,
+        )
+        opportunity_ids = [
+            r["id"]
+            for r in await conn.fetch(
+                "SELECT id FROM opportunities WHERE title LIKE 'Bench deal %' ORDER BY title"
+            )
+        ]
+        await conn.execute("VACUUM ANALYZE")
+    finally:
+        await conn.close()
+    tokens = {
+        "rep": access_token(rep["id"], rep["role"], rep["region_id"]),
+        "manager": access_token(manager["id"], manager["role"], manager["region_id"]),
+    }
+    random.Random(8).shuffle(customer_ids)
+    return Fixture(url, tokens, customer_ids, opportunity_ids)
+
+
+def _write_requests(fixture: Fixture, threads: int) -> dict[str, Path]:
+    """One request file per route (see requests.lua for the format)."""
+    OUT.mkdir(parents=True, exist_ok=True)
+    files: dict[str, list[str]] = {
+        "read_one": [f"GET\t/api/v1/customers/{c}" for c in fixture.customer_ids],
+        "list_50": ["GET\t/api/v1/customers?limit=50"],
+        "create_follow_up": [
+            "POST\t/api/v1/follow-ups\t"
+            + json.dumps(
+                {
+                    "customer_id": str(c),
+                    "kind": "call",
+                    "status": "done",
+                    "summary": "Called about the delivery schedule.",
+                    "outcome": "Wants a visit next month.",
+                },
+                separators=(",", ":"),
+            )
+            for c in fixture.customer_ids
+        ],
+        "summary": ["GET\t/api/v1/performance/summary"],
+    }
+    # Each wrk thread walks its share of the opportunities one stage forward, then back
+    # again with a note (a rep correcting a move), then forward again: every request moves
+    # a different opportunity from where the previous one left it.
+    moves: list[str] = []
+    share = len(fixture.opportunity_ids) // threads
+    for t in range(threads):
+        chunk = fixture.opportunity_ids[t * share : (t + 1) * share]
+        forward = '{"to":"contacted"}'
+        back = '{"to":"lead","note":"Moved too early; no call yet."}'
+        moves += [f"POST\t/api/v1/opportunities/{o}/transitions\t{forward}" for o in chunk]
+        moves += [f"POST\t/api/v1/opportunities/{o}/transitions\t{back}" for o in chunk]
+    files["move_stage"] = moves
+    paths = {}
+    for key, lines in files.items():
+        path = OUT / f"requests-{key}.txt"
+        path.write_text("\n".join(lines) + "\n")
+        paths[key] = path
+    return paths
+
+
+async def _reset_opportunities(fixture: Fixture) -> None:
+    conn = await asyncpg.connect(plain_dsn(fixture.url))
+    try:
+        await conn.execute(
+            "UPDATE opportunities SET stage = 'lead' WHERE id = ANY($1::uuid[])",
+            fixture.opportunity_ids,
+        )
+    finally:
+        await conn.close()
+
+
+# Servers and the load generator -------------------------------------------------------
+
+
+def _start(target: str, url: str, port: int) -> subprocess.Popen[bytes]:
+    env = bench_env(url)
+    uvicorn = [
+        str(BIN / "uvicorn"),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--no-access-log",
+        "--loop",
+        "uvloop",
+        "--http",
+        "httptools",
+    ]
+    if target == "salesdesk":
+        command = [*uvicorn, "--factory", "app.main:create_app"]
+    elif target == "whatif":
+        command = [*uvicorn, "--factory", "bench.whatif_app:create_app"]
+    else:
+        env["BENCH_MINIMAL_DSN"] = plain_dsn(url)
+        command = [*uvicorn, "--log-level", "warning", "bench.minimal_app:app"]
+    log_file = open(OUT / f"{target}.log", "wb")  # noqa: SIM115  (lives as long as the server)
+    process = subprocess.Popen(
+        command, cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1):
+                return process
+        except OSError:
+            if process.poll() is not None:
+                break
+            time.sleep(0.2)
+    process.kill()
+    raise SystemExit(f"{target} did not start; see {OUT / f'{target}.log'}")
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    process.send_signal(signal.SIGINT)
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def find_wrk() -> str | None:
+    """wrk, installed from Debian when missing and we may; None means use loadgen.py."""
+    found = shutil.which("wrk")
+    if found or os.environ.get("BENCH_NO_INSTALL"):
+        return found
+    if os.geteuid() == 0 and shutil.which("apt-get"):
+        log("wrk is missing: installing it from Debian (apt-get install wrk)")
+        quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+        subprocess.run(["apt-get", "update", "-qq"], check=False, **quiet)  # type: ignore[call-overload]
+        subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=False, **quiet)  # type: ignore[call-overload]
+    return shutil.which("wrk")
+
+
+def _drive(
+    wrk: str | None, port: int, requests: Path, token: str, args: argparse.Namespace
+) -> dict[str, Any]:
+    env = {
+        **os.environ,
+        "BENCH_REQUESTS": str(requests),
+        "BENCH_TOKEN": token,
+        "BENCH_THREADS": str(args.threads),
+    }
+    url = f"http://127.0.0.1:{port}"
+    if wrk:
+        command = [
+            wrk,
+            f"-t{args.threads}",
+            f"-c{args.connections}",
+            f"-d{args.duration}s",
+            "--timeout",
+            "10s",
+            "-s",
+            str(ROOT / "bench" / "requests.lua"),
+            url,
+        ]
+    else:
+        command = [
+            sys.executable,
+            "-m",
+            "bench.loadgen",
+            "--url",
+            url,
+            "--requests",
+            str(requests),
+            "--token",
+            token,
+            "--connections",
+            str(args.connections),
+            "--duration",
+            str(args.duration),
+        ]
+    done = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, check=False)
+    for line in done.stdout.splitlines():
+        if line.startswith("BENCH_RESULT "):
+            return dict(json.loads(line.removeprefix("BENCH_RESULT ")))
+    raise SystemExit(f"the load generator failed:\n{done.stdout}\n{done.stderr}")
+
+
+# Profiling ----------------------------------------------------------------------------
+
+
+def _profile_summary(raw: Path, top: int = 30) -> str:
+    """Self and inclusive sample shares by function, from py-spy's collapsed stacks."""
+    own: collections.Counter[str] = collections.Counter()
+    inclusive: collections.Counter[str] = collections.Counter()
+    total = 0
+    for line in raw.read_text().splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack:
+            continue
+        count = int(count_text)
+        frames = [f.strip() for f in stack.split(";") if f.strip()]
+        total += count
+        names = [_frame_name(f) for f in frames]
+        own[names[-1]] += count
+        for name in set(names):
+            inclusive[name] += count
+    lines = [f"{total} samples", "", "self time:"]
+    lines += [f"  {100 * n / total:5.1f}%  {name}" for name, n in own.most_common(top)]
+    lines += ["", "inclusive time:"]
+    lines += [f"  {100 * n / total:5.1f}%  {name}" for name, n in inclusive.most_common(top * 2)]
+    return "\n".join(lines)
+
+
+def _frame_name(frame: str) -> str:
+    # "function (path/to/module.py:123)" → "function (module path, no line)"
+    name, _, where = frame.partition(" (")
+    path = where.rstrip(")").rsplit(":", 1)[0]
+    for marker in ("site-packages/", "/work/main/", "lib/python3.11/"):
+        if marker in path:
+            path = path.split(marker, 1)[1]
+    return f"{name} ({path})"
+
+
+def _profiled_run(
+    py_spy: str,
+    process: subprocess.Popen[bytes],
+    wrk: str | None,
+    route: Route,
+    files: dict[str, Path],
+    fixture: Fixture,
+    args: argparse.Namespace,
+) -> None:
+    raw = OUT / f"profile-{route.key}.txt"
+    spy = subprocess.Popen(
+        [
+            py_spy,
+            "record",
+            "--pid",
+            str(process.pid),
+            "--duration",
+            str(max(2, args.duration - 2)),
+            "--rate",
+            "250",
+            "--format",
+            "raw",
+            "--output",
+            str(raw),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    _drive(wrk, APP_PORT, files[route.key], fixture.tokens[route.user], args)
+    spy.wait()
+    summary = OUT / f"profile-{route.key}-summary.txt"
+    summary.write_text(_profile_summary(raw))
+    log(f"  profile of {route.title}: {summary}")
+
+
+# The run ------------------------------------------------------------------------------
+
+
+def _table(results: list[Result], routes: list[Route]) -> str:
+    by: dict[tuple[str, str], list[Result]] = collections.defaultdict(list)
+    for r in results:
+        by[(r.route, r.target)].append(r)
+    rows = [
+        f"{'route':<32} {'app':<10} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}"
+        "  runs (req/s)"
+    ]
+    for route in routes:
+        for target in route.targets:
+            runs = by.get((route.key, target))
+            if not runs:
+                continue
+            rps = sum(r.rps for r in runs) / len(runs)
+            p50 = sorted(r.data["p50_us"] for r in runs)[len(runs) // 2] / 1000
+            p99 = max(r.data["p99_us"] for r in runs) / 1000
+            errors = sum(r.errors for r in runs)
+            each = ", ".join(f"{r.rps:.0f}" for r in runs)
+            rows.append(
+                f"{route.title:<32} {target:<10} {rps:8.0f} {p50:8.1f} {p99:8.1f} {errors:7d}"
+                f"  {each}"
+            )
+    app = by.get(("read_one", "salesdesk"))
+    minimal = by.get(("read_one", "minimal"))
+    if app and minimal:
+        ratio = (sum(r.rps for r in app) / len(app)) / (sum(r.rps for r in minimal) / len(minimal))
+        rows.append(f"\nread one: salesdesk / minimal throughput = {ratio:.2f}× (goal ≥ 0.60×)")
+        whatif = by.get(("read_one", "whatif"))
+        if whatif:
+            ratio = (sum(r.rps for r in whatif) / len(whatif)) / (
+                sum(r.rps for r in minimal) / len(minimal)
+            )
+            rows.append(f"read one: whatif / minimal throughput = {ratio:.2f}×")
+    rows.append("p50: median of the runs' medians; p99: the worst run's p99.")
+    return "\n".join(rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=int, default=12, help="seconds per run")
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=2, help="runs per route and app")
+    parser.add_argument("--routes", default=",".join(r.key for r in ROUTES))
+    parser.add_argument("--database", default="salesdesk_load")
+    parser.add_argument("--reuse", action="store_true", help="keep the database of a last run")
+    parser.add_argument("--profile", action="store_true", help="one extra run each under py-spy")
+    parser.add_argument(
+        "--whatif", action="store_true", help="also run bench/whatif_app.py on every route"
+    )
+    args = parser.parse_args()
+    routes = [r for r in ROUTES if r.key in args.routes.split(",")]
+    if args.whatif:
+        routes = [Route(r.key, r.title, r.user, (*r.targets, "whatif")) for r in routes]
+
+    wrk = find_wrk()
+    if wrk is None:
+        log(
+            "wrk not found: using bench/loadgen.py (Python; lower ceilings, compare like with like)"
+        )
+    url = database_url(args.database)
+    OUT.mkdir(parents=True, exist_ok=True)
+    fixture_file = OUT / "load-fixture.json"
+    if args.reuse and fixture_file.exists():
+        saved = json.loads(fixture_file.read_text())
+        fixture = Fixture(
+            url,
+            saved["tokens"],
+            [uuid.UUID(c) for c in saved["customers"]],
+            [uuid.UUID(o) for o in saved["opportunities"]],
+        )
+        log(f"reusing {args.database}")
+    else:
+        log(f"building {args.database} on {url.rsplit('@', 1)[-1]}")
+        asyncio.run(recreate_database(url))
+        migrate(url)
+        os.environ["SALESDESK_SECRET_KEY"] = bench_env(url)["SALESDESK_SECRET_KEY"]
+        fixture = asyncio.run(_seed(url))
+        fixture_file.write_text(
+            json.dumps(
+                {
+                    "tokens": fixture.tokens,
+                    "customers": [str(c) for c in fixture.customer_ids],
+                    "opportunities": [str(o) for o in fixture.opportunity_ids],
+                }
+            )
+        )
+    files = _write_requests(fixture, args.threads)
+    log(
+        f"{len(fixture.customer_ids)} customers and {len(fixture.opportunity_ids)} "
+        f"opportunities in the rep's scope; {args.connections} connections, {args.threads} "
+        f"threads, {args.duration} s a run, {args.rounds} rounds"
+    )
+
+    ports = {"salesdesk": APP_PORT, "minimal": MINIMAL_PORT}
+    if args.whatif:
+        ports["whatif"] = WHATIF_PORT
+    servers = {target: _start(target, url, port) for target, port in ports.items()}
+    results: list[Result] = []
+    try:
+        # Warm both (connection pools, caches) before anything counts.
+        warm = argparse.Namespace(**{**vars(args), "duration": 3})
+        for route in routes:
+            for target in route.targets:
+                if route.key == "move_stage":
+                    asyncio.run(_reset_opportunities(fixture))
+                _drive(wrk, ports[target], files[route.key], fixture.tokens[route.user], warm)
+        for round_ in range(1, args.rounds + 1):
+            for route in routes:
+                for target in route.targets:
+                    if route.key == "move_stage":
+                        asyncio.run(_reset_opportunities(fixture))
+                    data = _drive(
+                        wrk, ports[target], files[route.key], fixture.tokens[route.user], args
+                    )
+                    result = Result(route.key, target, round_, data)
+                    results.append(result)
+                    log(
+                        f"round {round_} {route.title:<30} {target:<9} {result.rps:7.0f} req/s"
+                        f"  p50 {data['p50_us'] / 1000:6.1f} ms  p99 {data['p99_us'] / 1000:6.1f}"
+                        f" ms  errors {result.errors}  load {result.loadavg}"
+                    )
+        if args.profile:
+            py_spy = shutil.which("py-spy") or os.environ.get("PY_SPY")
+            if not py_spy:
+                log("--profile needs py-spy (pip install py-spy) on PATH or in $PY_SPY")
+            else:
+                for route in routes:
+                    if route.key == "move_stage":
+                        asyncio.run(_reset_opportunities(fixture))
+                    _profiled_run(py_spy, servers["salesdesk"], wrk, route, files, fixture, args)
+    finally:
+        for process in servers.values():
+            _stop(process)
+
+    generator = "wrk" if wrk else "bench/loadgen.py"
+    print()
+    print(
+        f"Load: {args.connections} connections, {args.threads} threads, {args.duration} s runs, "
+        f"{generator}; {os.cpu_count()} CPUs; load average at the end "
+        f"{Path('/proc/loadavg').read_text().split()[0]}"
+    )
+    print(_table(results, routes))
+    (OUT / "load-results.json").write_text(
+        json.dumps([r.__dict__ for r in results], indent=1, default=str)
+    )
+
+
+if __name__ == "__main__":
+    main()

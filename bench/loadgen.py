@@ -1,0 +1,134 @@
+"""A small HTTP/1.1 load generator, for machines without wrk.
+
+It reads the same request file as ``requests.lua`` (METHOD <tab> PATH [<tab> body]) and
+prints the same ``BENCH_RESULT {json}`` line, so ``bench/load.py`` treats both alike. Each
+connection is one keep-alive socket sending its next request when the last one answered
+(closed loop, like wrk). Being Python it costs more CPU per request than wrk, which on a
+small machine leaves the server less: compare figures from one generator only.
+
+    python -m bench.loadgen --url http://127.0.0.1:8000 --requests FILE --token T
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import time
+from urllib.parse import urlsplit
+
+
+def _prepared(path: str, host: str, token: str) -> list[bytes]:
+    out = []
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            line = line.rstrip("\n")
+            if not line:
+                continue
+            method, target, *rest = line.split("\t")
+            body = rest[0].encode() if rest and rest[0] else b""
+            head = [
+                f"{method} {target} HTTP/1.1",
+                f"Host: {host}",
+                f"Authorization: Bearer {token}",
+                "Accept: application/json",
+                f"Content-Length: {len(body)}",
+            ]
+            if body:
+                head.append("Content-Type: application/json")
+            out.append(("\r\n".join(head) + "\r\n\r\n").encode() + body)
+    return out
+
+
+async def _connection(
+    host: str,
+    port: int,
+    requests: list[bytes],
+    start: int,
+    deadline: float,
+    latencies: list[float],
+    counts: dict[str, int],
+) -> None:
+    reader, writer = await asyncio.open_connection(host, port)
+    position = start
+    try:
+        while time.perf_counter() < deadline:
+            request = requests[position % len(requests)]
+            position += 1
+            began = time.perf_counter()
+            writer.write(request)
+            head = await reader.readuntil(b"\r\n\r\n")
+            status = int(head[9:12])
+            length = 0
+            for line in head.split(b"\r\n"):
+                if line[:15].lower() == b"content-length:":
+                    length = int(line[15:])
+            if length:
+                await reader.readexactly(length)
+            latencies.append(time.perf_counter() - began)
+            if not 200 <= status < 400:
+                counts["status_errors"] += 1
+    except (OSError, asyncio.IncompleteReadError):
+        counts["read_errors"] += 1
+    finally:
+        writer.close()
+
+
+async def main(args: argparse.Namespace) -> None:
+    url = urlsplit(args.url)
+    host, port = url.hostname or "127.0.0.1", url.port or 80
+    requests = _prepared(args.requests, f"{host}:{port}", args.token)
+    counts = {"status_errors": 0, "read_errors": 0}
+    latencies: list[float] = []
+    began = time.perf_counter()
+    deadline = began + args.duration
+    share = max(1, len(requests) // args.connections)
+    await asyncio.gather(
+        *(
+            _connection(host, port, requests, i * share, deadline, latencies, counts)
+            for i in range(args.connections)
+        )
+    )
+    elapsed = time.perf_counter() - began
+    ordered = sorted(latencies) or [0.0]
+
+    def percentile(p: float) -> int:
+        return int(ordered[min(len(ordered) - 1, int(len(ordered) * p / 100))] * 1e6)
+
+    print(
+        "BENCH_RESULT "
+        + json.dumps(
+            {
+                "requests": len(latencies),
+                "duration_us": int(elapsed * 1e6),
+                "connect_errors": 0,
+                "read_errors": counts["read_errors"],
+                "write_errors": 0,
+                "status_errors": counts["status_errors"],
+                "timeouts": 0,
+                "p50_us": percentile(50),
+                "p90_us": percentile(90),
+                "p99_us": percentile(99),
+                "max_us": int(ordered[-1] * 1e6),
+                "mean_us": sum(ordered) / len(ordered) * 1e6,
+            }
+        ),
+        flush=True,
+    )
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--url", required=True)
+    parser.add_argument("--requests", required=True)
+    parser.add_argument("--token", required=True)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--duration", type=float, default=12.0)
+    arguments = parser.parse_args()
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    asyncio.run(main(arguments))
