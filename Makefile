@@ -43,8 +43,8 @@ format: install
 openapi: install
 	$(BIN)/salesdesk openapi > openapi.json
 
-## Load and scale benchmarks on the PostgreSQL at 127.0.0.1:5432 (bench/README.md): their
-## own databases, about 5 minutes (the first scale run loads 1,000,000 customers first).
+## Load and scale benchmarks on the PostgreSQL at 127.0.0.1:5432 (bench/README.md), in their
+## own databases: about 6 minutes, 9 the first time (1,000,000 customers are loaded once).
 .PHONY: bench-load bench-scale
 bench: bench-load bench-scale
 

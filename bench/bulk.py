@@ -8,7 +8,6 @@ years, physically in creation order), without events or audit rows.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import time
 import uuid
@@ -251,7 +250,3 @@ def bench_env(url: str) -> dict[str, str]:
         SALESDESK_RATE_LIMIT_PER_IP="1000000/second",
     )
     return env
-
-
-def run(coro):  # type: ignore[no-untyped-def]
-    return asyncio.run(coro)

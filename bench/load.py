@@ -271,6 +271,8 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 def find_wrk() -> str | None:
     """wrk, installed from Debian when missing and we may; None means use loadgen.py."""
+    if os.environ.get("BENCH_LOADGEN") == "python":
+        return None
     found = shutil.which("wrk")
     if found or os.environ.get("BENCH_NO_INSTALL"):
         return found
@@ -317,6 +319,8 @@ def _drive(
             token,
             "--connections",
             str(args.connections),
+            "--threads",
+            str(args.threads),
             "--duration",
             str(args.duration),
         ]

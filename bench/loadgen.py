@@ -3,8 +3,10 @@
 It reads the same request file as ``requests.lua`` (METHOD <tab> PATH [<tab> body]) and
 prints the same ``BENCH_RESULT {json}`` line, so ``bench/load.py`` treats both alike. Each
 connection is one keep-alive socket sending its next request when the last one answered
-(closed loop, like wrk). Being Python it costs more CPU per request than wrk, which on a
-small machine leaves the server less: compare figures from one generator only.
+(closed loop, like wrk), and, as wrk's threads do, ``--threads`` groups of connections
+each take the next line of their own share of the file in turn. Being Python it costs more
+CPU per request than wrk, which on a small machine leaves the server less: compare figures
+from one generator only.
 
     python -m bench.loadgen --url http://127.0.0.1:8000 --requests FILE --token T
 """
@@ -40,21 +42,42 @@ def _prepared(path: str, host: str, token: str) -> list[bytes]:
     return out
 
 
+class Share:
+    """One group's part of the request file, handed out line by line to its connections."""
+
+    def __init__(self, requests: list[bytes]) -> None:
+        self.requests = requests
+        self.position = 0
+
+    def next(self) -> bytes:
+        request = self.requests[self.position % len(self.requests)]
+        self.position += 1
+        return request
+
+
+def _shares(requests: list[bytes], threads: int) -> list[Share]:
+    # As requests.lua splits the file among wrk's threads.
+    if len(requests) < threads:
+        return [Share(requests) for _ in range(threads)]
+    size = len(requests) // threads
+    return [
+        Share(requests[t * size : len(requests) if t == threads - 1 else (t + 1) * size])
+        for t in range(threads)
+    ]
+
+
 async def _connection(
     host: str,
     port: int,
-    requests: list[bytes],
-    start: int,
+    share: Share,
     deadline: float,
     latencies: list[float],
     counts: dict[str, int],
 ) -> None:
     reader, writer = await asyncio.open_connection(host, port)
-    position = start
     try:
         while time.perf_counter() < deadline:
-            request = requests[position % len(requests)]
-            position += 1
+            request = share.next()
             began = time.perf_counter()
             writer.write(request)
             head = await reader.readuntil(b"\r\n\r\n")
@@ -82,10 +105,10 @@ async def main(args: argparse.Namespace) -> None:
     latencies: list[float] = []
     began = time.perf_counter()
     deadline = began + args.duration
-    share = max(1, len(requests) // args.connections)
+    shares = _shares(requests, args.threads)
     await asyncio.gather(
         *(
-            _connection(host, port, requests, i * share, deadline, latencies, counts)
+            _connection(host, port, shares[i % args.threads], deadline, latencies, counts)
             for i in range(args.connections)
         )
     )
@@ -123,12 +146,11 @@ if __name__ == "__main__":
     parser.add_argument("--requests", required=True)
     parser.add_argument("--token", required=True)
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--duration", type=float, default=12.0)
     arguments = parser.parse_args()
     try:
-        import uvloop
-
-        uvloop.install()
+        from uvloop import run
     except ImportError:
-        pass
-    asyncio.run(main(arguments))
+        run = asyncio.run
+    run(main(arguments))

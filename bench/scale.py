@@ -79,8 +79,8 @@ async def _secondary_indexes(conn: asyncpg.Connection) -> list[tuple[str, str]]:
 
 
 async def _build(url: str, size: int) -> None:
-    log(f"building {url.rsplit('/', 1)[-1]}: {size:,} customers, {size * FOLLOW_UPS_EACH:,} "
-        "follow-ups")  # fmt: skip
+    name = url.rsplit("/", 1)[-1]
+    log(f"building {name}: {size:,} customers, {size * FOLLOW_UPS_EACH:,} follow-ups")
     await recreate_database(url)
     await asyncio.to_thread(migrate, url)
     conn = await asyncpg.connect(plain_dsn(url))
