@@ -9,12 +9,13 @@ loser gets 412. Every move leaves a history row and an event in the same transac
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import events
@@ -119,6 +120,11 @@ class Workflow(Generic[M]):
         for gate in rule.gates:
             if (why := await gate(session, obj, context)) is not None:
                 raise Conflict(why, reason=gate.__name__)
+        entered = await session.scalar(
+            select(func.max(StateChange.at)).where(
+                StateChange.entity_type == self.entity_type, StateChange.entity_id == obj.id
+            )
+        )
         setattr(obj, self.state_field, to)
         if rule.effect is not None:
             await rule.effect(session, actor, obj, context)
@@ -130,6 +136,9 @@ class Workflow(Generic[M]):
                 to_state=to,
                 actor_id=actor.id,
                 note=fields.get("note"),
+                from_state_at=entered or obj.created_at,
+                owner_id=getattr(obj, "owner_id", None),
+                region_id=getattr(obj, "region_id", None),
             )
         )
         await session.flush()
@@ -147,3 +156,21 @@ class Workflow(Generic[M]):
             .order_by(StateChange.at, StateChange.id)
         )
         return (await session.scalars(stmt)).all()
+
+
+async def follow_owner(
+    session: AsyncSession,
+    entity_type: str,
+    entity_ids: Sequence[uuid.UUID],
+    owner_id: uuid.UUID,
+    region_id: uuid.UUID | None,
+) -> None:
+    """Moves the history of resources that changed hands to their new owner and region, as
+    reports count a resource's past moves where the resource is now."""
+    if entity_ids:
+        await session.execute(
+            update(StateChange)
+            .where(StateChange.entity_type == entity_type, StateChange.entity_id.in_(entity_ids))
+            .values(owner_id=owner_id, region_id=region_id)
+            .execution_options(synchronize_session=False)
+        )

@@ -143,12 +143,12 @@ WITH src AS (
            COALESCE(CASE WHEN $6::int > 0 THEN last_seen END, born)
              + make_interval(days => CASE class WHEN 'A' THEN 7 WHEN 'B' THEN 14 ELSE 30 END)
       FROM timed
-    RETURNING id, created_at, owner_id, last_follow_up_at
+    RETURNING id, created_at, owner_id, region_id, last_follow_up_at
 )
 INSERT INTO follow_ups (
-    id, version, created_at, updated_at, customer_id, owner_id, kind, status, occurred_at,
-    summary, outcome)
-SELECT gen_random_uuid(), 1, at, at, c.id, c.owner_id,
+    id, version, created_at, updated_at, customer_id, owner_id, customer_owner_id,
+    customer_region_id, kind, status, occurred_at, summary, outcome)
+SELECT gen_random_uuid(), 1, at, at, c.id, c.owner_id, c.owner_id, c.region_id,
        ({_sql_array(FOLLOW_UP_KINDS)})[1 + k % {len(FOLLOW_UP_KINDS)}], 'done', at,
        'Discussed the next order.', 'Positive.'
   FROM inserted c

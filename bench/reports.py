@@ -204,12 +204,14 @@ def load_statements(sizes: Sizes) -> list[tuple[str, str]]:
             # changes, a lost one its forward steps and the loss, an open one its steps so far.
             "state_changes",
             f"""INSERT INTO state_changes (id, entity_type, entity_id, from_state, to_state,
-                actor_id, at)
+                actor_id, at, owner_id, region_id, from_state_at)
             SELECT gen_random_uuid(), 'opportunity', op.id, ({OPEN})[i],
                 CASE WHEN i = op.n AND op.stage IN ('won', 'lost') THEN op.stage
                     ELSE ({OPEN})[i + 1] END,
-                op.owner_id, op.created_at + (op.updated_at - op.created_at) * i / op.n
-            FROM (SELECT id, stage, owner_id, created_at, updated_at,
+                op.owner_id, op.created_at + (op.updated_at - op.created_at) * i / op.n,
+                op.owner_id, op.region_id,
+                op.created_at + (op.updated_at - op.created_at) * (i - 1) / op.n
+            FROM (SELECT id, stage, owner_id, region_id, created_at, updated_at,
                     CASE stage WHEN 'won' THEN 5
                         WHEN 'lost' THEN array_position({OPEN}, lost_from_stage)
                         ELSE array_position({OPEN}, stage) - 1 END AS n
@@ -261,10 +263,10 @@ def load_statements(sizes: Sizes) -> list[tuple[str, str]]:
             # Three instalments a contract, 30 days apart; an unsigned contract's three go to
             # the contract before it, so every payment belongs to a signed contract.
             "payments",
-            f"""INSERT INTO payments (id, version, created_at, updated_at, contract_id, amount,
-                received_on, method)
-            SELECT gen_random_uuid(), 1, day + time '02:00', day + time '02:00', c.id,
-                round(c.amount / 3, 2), day, 'bank_transfer'
+            f"""INSERT INTO payments (id, version, created_at, updated_at, contract_id, owner_id,
+                region_id, amount, received_on, method)
+            SELECT gen_random_uuid(), 1, day + time '02:00', day + time '02:00', c.id, c.owner_id,
+                c.region_id, round(c.amount / 3, 2), day, 'bank_transfer'
             FROM (SELECT p, (p / 3) % 32 IN (5, 21) AS moved,
                     CASE WHEN (p / 3) % 32 IN (5, 21) THEN p / 3 - 1 ELSE p / 3 END AS k
                 FROM generate_series(0, {sizes.payments - 1}) p) g
@@ -303,8 +305,10 @@ def load_statements(sizes: Sizes) -> list[tuple[str, str]]:
             # A sixth are return visits with a satisfaction score.
             "follow_ups",
             f"""INSERT INTO follow_ups (id, version, created_at, updated_at, customer_id, owner_id,
-                kind, status, occurred_at, summary, satisfaction)
-            SELECT gen_random_uuid(), 1, at, at, md5('cust-' || cu)::uuid, {_owner("cu")}, kind,
+                customer_owner_id, customer_region_id, kind, status, occurred_at, summary,
+                satisfaction)
+            SELECT gen_random_uuid(), 1, at, at, md5('cust-' || cu)::uuid, {_owner("cu")},
+                {_owner("cu")}, {_region("cu")}, kind,
                 'done', at, 'Spoke to the buyer',
                 CASE WHEN kind = 'return_visit' THEN 1 + (f / 6) % 5 END
             FROM generate_series(0, {sizes.follow_ups - 1}) f,
@@ -578,12 +582,7 @@ async def time_reports(
                 if statements or explain:
                     _print_statements(per_statement, runs)
                 if explain:
-                    slowest = max(per_statement, key=lambda k: sum(per_statement[k]))
-                    async with database.engine.connect() as conn:
-                        plan = await conn.exec_driver_sql(
-                            f"EXPLAIN (ANALYZE, BUFFERS) {slowest}", clock.parameters[slowest]
-                        )
-                        print("\n".join(f"      {line}" for (line,) in plan.all()))
+                    await _explain(database, clock, per_statement, runs)
     finally:
         await database.dispose()
     return results
@@ -608,6 +607,23 @@ def _brief(name: str, body: dict[str, Any]) -> str:
     if name.startswith("forecast"):
         return f"{len(body['months'])} months, weighted {body['total_weighted']}"
     return f"{len(body['items'])} reps, first collected {body['items'][0]['collected']}"
+
+
+async def _explain(
+    database: Database, clock: StatementClock, per_statement: dict[str, list[float]], runs: int
+) -> None:
+    """PostgreSQL's plan of each statement that took 10 ms or more a run, slowest first, run
+    with the reports' own transaction settings."""
+    slow = [s for s, t in per_statement.items() if sum(t) / runs >= 10]
+    for statement in sorted(slow, key=lambda k: -sum(per_statement[k])):
+        async with database.engine.begin() as conn:
+            await conn.exec_driver_sql("SET LOCAL jit = off")
+            await conn.exec_driver_sql("SET LOCAL work_mem = '32MB'")
+            plan = await conn.exec_driver_sql(
+                f"EXPLAIN (ANALYZE, BUFFERS) {statement}", clock.parameters[statement]
+            )
+            print("      " + " ".join(statement.split())[:150])
+            print("\n".join(f"      {line}" for (line,) in plan.all()))
 
 
 def _print_statements(per_statement: dict[str, list[float]], runs: int) -> None:

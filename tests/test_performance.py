@@ -48,6 +48,8 @@ async def _pay(database: Database, contract: Contract, amount: str, on: date) ->
         session.add(
             Payment(
                 contract_id=contract.id,
+                owner_id=contract.owner_id,
+                region_id=contract.region_id,
                 amount=Decimal(amount),
                 received_on=on,
                 method="bank_transfer",
@@ -166,6 +168,8 @@ async def dept(database: Database) -> Department:
             FollowUp(
                 customer_id=customer_id,
                 owner_id=rep1.id,
+                customer_owner_id=rep1.id,
+                customer_region_id=rep1.user.region_id,
                 kind="return_visit",
                 status="done",
                 occurred_at=at("2026-08-01T00:00:00"),
@@ -399,8 +403,10 @@ async def test_funnel_conversion_and_days_in_stage(
                     .order_by(StateChange.at)
                 )
             ).all()
-            for change_id, when in zip(changes, moves, strict=True):
-                (await session.get_one(StateChange, change_id)).at = at(f"{when}T00:00:00")
+            # Each change's stay began at the change before it, or at creation.
+            for change_id, began, when in zip(changes, [created, *moves], moves, strict=False):
+                change = await session.get_one(StateChange, change_id)
+                change.from_state_at, change.at = at(f"{began}T00:00:00"), at(f"{when}T00:00:00")
     body = (
         await client.get(f"{API}/funnel", params={"period": "2026-Q4"}, headers=rep.headers)
     ).json()

@@ -152,9 +152,19 @@ class Installment(RecordBase, table=True):
 
 class Payment(RecordBase, table=True):
     __tablename__ = "payments"
-    __table_args__ = (Index("ix_payments_contract_created", "contract_id", "created_at", "id"),)
+    __table_args__ = (
+        Index("ix_payments_contract_created", "contract_id", "created_at", "id"),
+        # Reports (migration 0008): a region's or a rep's payments in a period, read from the
+        # index alone.
+        Index("ix_payments_region_received", "region_id", "received_on", "amount"),
+        Index("ix_payments_owner_received", "owner_id", "received_on", "amount"),
+    )
 
     contract_id: uuid.UUID = Field(foreign_key="contracts.id")
+    # The contract's owner and region, copied when the payment is recorded (a contract keeps
+    # them for good), so reports find a scope's payments without joining every contract.
+    owner_id: uuid.UUID = Field(foreign_key="users.id")
+    region_id: uuid.UUID | None = Field(default=None, foreign_key="regions.id")
     installment_id: uuid.UUID | None = Field(default=None, foreign_key="installments.id")
     amount: Decimal = Field(sa_type=MoneyType)
     received_on: date = Field(index=True)

@@ -215,13 +215,20 @@ class FollowUp(RecordBase, table=True):
     __table_args__ = (
         Index("ix_follow_ups_customer_created", "customer_id", "created_at", "id"),
         Index("ix_follow_ups_owner_created", "owner_id", "created_at", "id"),
+        # Migration 0009: a rep's list is a range of this index, however large the book.
+        Index("ix_follow_ups_customer_owner_created", "customer_owner_id", "created_at", "id"),
         Index("ix_follow_ups_created", "created_at", "id"),
         # Reports (migration 0006): return visits in a period.
         Index("ix_follow_ups_kind_occurred", "kind", "occurred_at"),
     )
 
     customer_id: uuid.UUID = Field(foreign_key="customers.id")
+    # Who wrote it. The customer's owner and region below decide who sees it.
     owner_id: uuid.UUID = Field(foreign_key="users.id")
+    # Copies of the customer's, kept in step when the customer is reassigned, so a scope's
+    # follow-ups are found without looking up each one's customer.
+    customer_owner_id: uuid.UUID = Field(foreign_key="users.id")
+    customer_region_id: uuid.UUID | None = Field(default=None, foreign_key="regions.id")
     kind: str = Field(sa_type=String(16))
     status: str = Field(sa_type=String(16))
     due_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

@@ -106,6 +106,18 @@ class StateChange(SQLModel, table=True):
     __table_args__ = (
         # Reports (migration 0006): the period's changes, each opportunity's history in order.
         Index("ix_state_changes_type_at", "entity_type", "at", "entity_id"),
+        # Migration 0008: a region's or a rep's changes in a period (the funnel).
+        # They carry what the funnel reads, so it reads them alone.
+        Index(
+            "ix_state_changes_region_at",
+            *("entity_type", "region_id", "at", "entity_id"),
+            *("from_state", "to_state", "from_state_at"),
+        ),
+        Index(
+            "ix_state_changes_owner_at",
+            *("entity_type", "owner_id", "at", "entity_id"),
+            *("from_state", "to_state", "from_state_at"),
+        ),
         Index(
             "ix_state_changes_history",
             "entity_id",
@@ -125,6 +137,13 @@ class StateChange(SQLModel, table=True):
     actor_id: uuid.UUID | None = Field(default=None)
     note: str | None = Field(default=None, max_length=4000)
     at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    # When the resource entered ``from_state`` (the change before, or its creation): the stay
+    # this change ends is ``at - from_state_at`` without reading the history before it.
+    from_state_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # The owner and region of the resource (for those that have them), kept in step when it
+    # changes hands (``app.workflow.follow_owner``), so reports pick a scope's changes by index.
+    owner_id: uuid.UUID | None = Field(default=None)
+    region_id: uuid.UUID | None = Field(default=None)
 
 
 class StateChangeRead(ReadSchema):

@@ -261,6 +261,8 @@ async def record_payment(
     shares = _allocate(plan, data.amount, named)
     payment = Payment(
         contract_id=contract.id,
+        owner_id=contract.owner_id,
+        region_id=contract.region_id,
         installment_id=data.installment_id,
         amount=data.amount,
         received_on=data.received_on,

@@ -29,7 +29,6 @@ from app.models.contracts import (
 from app.models.customers import (
     Customer,
     CustomerStatus,
-    FollowUp,
     FollowUpKind,
     FollowUpRead,
     FollowUpStatus,
@@ -46,6 +45,7 @@ from app.services.contracts import (
     overdue_review,
     to_read,
 )
+from app.services.follow_ups import new_follow_up
 from app.workflow import MANAGERS, Rule, Workflow
 
 # Gates, authorities and effects of the review workflow.
@@ -172,8 +172,9 @@ async def _completed(
     """Completion plans the return visit (在客户购买产品后的一周内进行回访)."""
     settings = await department.load(session)
     now = contract.completed_at = utcnow()
-    visit = FollowUp(
-        customer_id=contract.customer_id,
+    customer = await session.get_one(Customer, contract.customer_id)
+    visit = new_follow_up(
+        customer,
         owner_id=contract.owner_id,
         kind=FollowUpKind.RETURN_VISIT,
         status=FollowUpStatus.PLANNED,
@@ -184,7 +185,6 @@ async def _completed(
     )
     session.add(visit)
     await session.flush()
-    customer = await session.get_one(Customer, contract.customer_id)
     events.record(
         session, "follow_up.created", visit, FollowUpRead.model_validate(visit), scope=customer
     )

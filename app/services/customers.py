@@ -10,7 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 from pydantic import TypeAdapter
-from sqlalchemy import ColumnElement, Select, and_, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -36,6 +36,7 @@ from app.pagination import paginate
 from app.permissions import Actor, scope_filter
 from app.services import department
 from app.services.common import ensure_version, get_visible
+from app.workflow import follow_owner
 
 _CUSTOMER_READS = TypeAdapter(list[CustomerRead])
 CUSTOMER_SORTS = {
@@ -321,16 +322,26 @@ async def assign_customer(
             Opportunity.stage.in_(OPEN_STAGES),
         )
     )
-    for opportunity in open_opportunities.all():
-        opportunity.owner_id, opportunity.region_id = owner.id, owner.region_id
     # So do complaints still being handled.
     open_complaints = await session.scalars(
         select(Complaint).where(
             Complaint.customer_id == customer.id, Complaint.status != ComplaintStatus.CLOSED
         )
     )
-    for complaint in open_complaints.all():
-        complaint.owner_id, complaint.region_id = owner.id, owner.region_id
+    for entity_type, moved in (
+        ("opportunity", open_opportunities.all()),
+        ("complaint", open_complaints.all()),
+    ):
+        for record in moved:
+            record.owner_id, record.region_id = owner.id, owner.region_id
+        await follow_owner(session, entity_type, [r.id for r in moved], owner.id, owner.region_id)
+    # Its follow-ups are seen by whoever has the customer.
+    await session.execute(
+        update(FollowUp)
+        .where(FollowUp.customer_id == customer.id)
+        .values(customer_owner_id=owner.id, customer_region_id=owner.region_id)
+        .execution_options(synchronize_session=False)
+    )
     await session.flush()
     read = await to_read(session, customer)
     events.record(

@@ -23,7 +23,7 @@ from sqlalchemy.orm import aliased
 from app.errors import Forbidden, NotFound, ValidationFailed
 from app.models.complaints import Complaint, ComplaintStatus
 from app.models.contracts import Contract, ContractStatus, Payment
-from app.models.customers import Customer, FollowUp, FollowUpKind, FollowUpStatus
+from app.models.customers import FollowUp, FollowUpKind, FollowUpStatus
 from app.models.people import Region, Role, User
 from app.models.performance import MarketSize, Metric, Target, TargetScope
 from app.models.pipeline import OPEN_STAGES, STAGE_PROBABILITY, Opportunity, Stage
@@ -131,6 +131,17 @@ def _within(column: Any, start: Any, end: Any) -> ColumnElement[bool]:
     return and_(column >= start, column < end)
 
 
+def _in_periods(
+    column: Any, bounds: Sequence[tuple[Any, Any]]
+) -> tuple[list[ColumnElement[bool]], ColumnElement[bool]]:
+    """Each period's condition, and a condition for a row in any of them that also bounds
+    the column by the whole span, so an index on (scope, column) is read over that span only
+    rather than over all the scope's rows (PostgreSQL takes no range from an OR)."""
+    ranges = [_within(column, start, end) for start, end in bounds]
+    span = _within(column, min(b[0] for b in bounds), max(b[1] for b in bounds))
+    return ranges, and_(span, or_(*ranges))
+
+
 async def _grouped(
     session: AsyncSession, column: Any, stmt: Select[Any]
 ) -> dict[Key, tuple[Any, ...]]:
@@ -160,7 +171,7 @@ async def contract_actuals(
     customers whose first signed contract that was not cancelled was signed in the period,
     counted where the contracts signed at that first instant belong (the index on customer and
     signing time finds each customer's first in a step)."""
-    ranges = [_within(Contract.signed_at, *p.utc_bounds(zone)) for p in periods]
+    ranges, in_any = _in_periods(Contract.signed_at, [p.utc_bounds(zone) for p in periods])
     revenue = Contract.status.not_in(NOT_SIGNED_REVENUE)
     columns = [func.sum(case((and_(r, revenue), Contract.amount))) for r in ranges]
     if count_new_customers:
@@ -177,7 +188,7 @@ async def contract_actuals(
         columns += [
             func.count(case((and_(r, Contract.signed_at == first_signed), 1))) for r in ranges
         ]
-    stmt = select(*columns).where(group.clause(Contract.owner_id, Contract.region_id), or_(*ranges))
+    stmt = select(*columns).where(group.clause(Contract.owner_id, Contract.region_id), in_any)
     rows = await _grouped(session, group.column(Contract.owner_id, Contract.region_id), stmt)
     n = len(ranges)
     return (
@@ -203,14 +214,11 @@ async def collected_payments(
     session: AsyncSession, group: Group, periods: Sequence[Period], zone: str
 ) -> Actuals:
     """Payments by receipt date (a local date already: ``zone`` is not needed)."""
-    ranges = [_within(Payment.received_on, p.start, p.end) for p in periods]
-    stmt = select(*(func.sum(case((r, Payment.amount))) for r in ranges)).where(or_(*ranges))
-    if group.kind != TargetScope.COMPANY:
-        # Every payment has its contract: the company's need not look them up.
-        stmt = stmt.join(Contract, Contract.id == Payment.contract_id).where(
-            group.clause(Contract.owner_id, Contract.region_id)
-        )
-    rows = await _grouped(session, group.column(Contract.owner_id, Contract.region_id), stmt)
+    ranges, in_any = _in_periods(Payment.received_on, [(p.start, p.end) for p in periods])
+    stmt = select(*(func.sum(case((r, Payment.amount))) for r in ranges)).where(
+        in_any, group.clause(Payment.owner_id, Payment.region_id)
+    )
+    rows = await _grouped(session, group.column(Payment.owner_id, Payment.region_id), stmt)
     return {key: [_money(v) for v in values] for key, values in rows.items()}
 
 
@@ -329,11 +337,9 @@ async def satisfaction(
         FollowUp.status == FollowUpStatus.DONE,
         FollowUp.satisfaction.is_not(None),
         _within(FollowUp.occurred_at, start, end),
+        # The customer's owner and region, as copied onto each follow-up.
+        group.clause(FollowUp.customer_owner_id, FollowUp.customer_region_id),
     )
-    if group.kind != TargetScope.COMPANY:
-        visits = visits.join(Customer, Customer.id == FollowUp.customer_id).where(
-            group.clause(Customer.owner_id, Customer.region_id)
-        )
     complaints = select(func.sum(Complaint.satisfaction), func.count(Complaint.satisfaction)).where(
         group.clause(Complaint.owner_id, Complaint.region_id),
         Complaint.status == ComplaintStatus.CLOSED,
@@ -342,7 +348,7 @@ async def satisfaction(
     )
     totals: dict[Key, list[int]] = {}
     for column, stmt in (
-        (group.column(Customer.owner_id, Customer.region_id), visits),
+        (group.column(FollowUp.customer_owner_id, FollowUp.customer_region_id), visits),
         (group.column(Complaint.owner_id, Complaint.region_id), complaints),
     ):
         for key, (score, count) in (await _grouped(session, column, stmt)).items():
