@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import get_settings
@@ -26,34 +25,21 @@ SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 _bearer = HTTPBearer(auto_error=False, description="An access token from /api/v1/auth/token.")
 
 
-# Tokens already verified, with their claims: a client sends the same token with every
-# request for its lifetime, and checking its HMAC again proves nothing new. Keyed by the token
-# and the signing key; an entry is honoured only until the token's own expiry.
-_VERIFIED: dict[str, tuple[str, AccessClaims]] = {}
-_VERIFIED_MAX = 4096
-
-
 def access_claims(token: str) -> AccessClaims | None:
-    """``decode_access_token`` with the signing key in force, remembering valid tokens."""
-    key = get_settings().signing_key()
-    known = _VERIFIED.get(token)
-    if known is not None and known[0] == key:
-        claims = known[1]
-        # As python-jose decides: valid while ``exp`` (whole seconds) is not in the past.
-        return claims if claims.expires_at.timestamp() >= int(time.time()) else None
-    claims = decode_access_token(key, token)
-    if claims is not None:
-        if len(_VERIFIED) >= _VERIFIED_MAX:
-            del _VERIFIED[next(iter(_VERIFIED))]  # the oldest entry
-        _VERIFIED[token] = (key, claims)
-    return claims
+    """``decode_access_token`` with the signing key in force (which remembers valid tokens:
+    the rate limiter has usually verified this one already)."""
+    return decode_access_token(get_settings().signing_key(), token)
 
 
 # The department settings row rides along with the caller's row: most requests read it
 # (customer status, cadences, limits), and department.load() then finds it in the session's
 # identity map instead of asking the database a second time.
-_ACTOR_QUERY = select(User, SettingsRecord).outerjoin(
-    SettingsRecord, SettingsRecord.id == SETTINGS_ID
+# Built once, the caller's id a bound parameter: building ``User.id == <id>`` and the WHERE
+# clause anew for every request cost about a fifth as much as executing the query.
+_ACTOR_QUERY = (
+    select(User, SettingsRecord)
+    .outerjoin(SettingsRecord, SettingsRecord.id == SETTINGS_ID)
+    .where(User.id == bindparam("actor_id"))
 )
 
 
@@ -68,7 +54,7 @@ async def current_actor(
     if claims is None:
         raise Unauthorized("The access token is invalid or expired.")
     # Role and region are read fresh so a demotion or deactivation takes effect at once.
-    row = (await session.execute(_ACTOR_QUERY.where(User.id == claims.user_id))).first()
+    row = (await session.execute(_ACTOR_QUERY, {"actor_id": claims.user_id})).first()
     user = row[0] if row is not None else None
     # The identity map holds rows weakly: keep them for the request so department.load()
     # finds the settings there.

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from asgi_correlation_id import CorrelationIdMiddleware
-from fastapi import APIRouter, FastAPI
+from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
 from app import audit  # noqa: F401  (registers the audit hook on every session)
@@ -52,6 +53,28 @@ pipeline, quotes, contracts, complaints and performance.
 """
 
 
+_frozen = False
+
+
+def _freeze_start_up_objects() -> None:
+    """Move everything alive after start-up to the collector's permanent generation, once a
+    process.
+
+    The loaded modules, routes, models, SQLAlchemy metadata and pydantic schemas are some
+    230,000 objects that live as long as the process; every full collection (about once per
+    hundred requests) walked them all, 0.4 ms a request on average (bench/README.md). Frozen,
+    they are never walked again; reference counting still frees any of them that is dropped.
+    Once per process: a second app in the same process (the tests build hundreds) would
+    otherwise freeze the garbage cycles of the first for good.
+    """
+    global _frozen
+    if _frozen:
+        return
+    _frozen = True
+    gc.collect()  # what is garbage now is freed, not frozen
+    gc.freeze()
+
+
 def _operation_id(route: APIRoute) -> str:
     # Route functions are named <domain>_<action>: that name is the operationId.
     return route.name
@@ -72,6 +95,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         if settings.run_worker:
             parse_retry_delays(settings.webhook_retry_delays)  # a bad setting stops start-up
             worker = asyncio.create_task(run_forever(app.state.database, settings, stop))
+        _freeze_start_up_objects()
         try:
             yield
         finally:
@@ -132,7 +156,10 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         app.state.database = database
     install_error_handlers(app)
 
-    api = APIRouter(prefix=API_PREFIX)
+    # Each router is included in the app itself under the prefix, not through an /api/v1
+    # router of their own: FastAPI matches included routers level by level, re-checking every
+    # level's routes for changes on each request, and the extra level cost about 3% of a short
+    # request. The routes, their order and the OpenAPI document are the same.
     for router in (
         auth.router,
         people.regions,
@@ -156,8 +183,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         activity.audit,
         webhooks.router,
     ):
-        api.include_router(router)
-    app.include_router(api)
+        app.include_router(router, prefix=API_PREFIX)
     app.include_router(health.router)
 
     # Added inside out: the last one added runs first.

@@ -50,7 +50,7 @@ from bench.bulk import (
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "var" / "bench"
 BIN = Path(sys.executable).parent
-APP_PORT, MINIMAL_PORT, WHATIF_PORT = 18431, 18432, 18433
+APP_PORT, MINIMAL_PORT = 18431, 18432
 CUSTOMERS, FOLLOW_UPS_EACH, OPPORTUNITIES = 10_000, 5, 15_000
 
 
@@ -238,8 +238,6 @@ def _start(target: str, url: str, port: int) -> subprocess.Popen[bytes]:
     ]
     if target == "salesdesk":
         command = [*uvicorn, "--factory", "app.main:create_app"]
-    elif target == "whatif":
-        command = [*uvicorn, "--factory", "bench.whatif_app:create_app"]
     else:
         env["BENCH_MINIMAL_DSN"] = plain_dsn(url)
         command = [*uvicorn, "--log-level", "warning", "bench.minimal_app:app"]
@@ -432,12 +430,6 @@ def _table(results: list[Result], routes: list[Route]) -> str:
     if app and minimal:
         ratio = (sum(r.rps for r in app) / len(app)) / (sum(r.rps for r in minimal) / len(minimal))
         rows.append(f"\nread one: salesdesk / minimal throughput = {ratio:.2f}× (goal ≥ 0.60×)")
-        whatif = by.get(("read_one", "whatif"))
-        if whatif:
-            ratio = (sum(r.rps for r in whatif) / len(whatif)) / (
-                sum(r.rps for r in minimal) / len(minimal)
-            )
-            rows.append(f"read one: whatif / minimal throughput = {ratio:.2f}×")
     rows.append("p50: median of the runs' medians; p99: the worst run's p99.")
     return "\n".join(rows)
 
@@ -452,13 +444,8 @@ def main() -> None:
     parser.add_argument("--database", default="salesdesk_load")
     parser.add_argument("--reuse", action="store_true", help="keep the database of a last run")
     parser.add_argument("--profile", action="store_true", help="one extra run each under py-spy")
-    parser.add_argument(
-        "--whatif", action="store_true", help="also run bench/whatif_app.py on every route"
-    )
     args = parser.parse_args()
     routes = [r for r in ROUTES if r.key in args.routes.split(",")]
-    if args.whatif:
-        routes = [Route(r.key, r.title, r.user, (*r.targets, "whatif")) for r in routes]
 
     wrk = find_wrk()
     if wrk is None:
@@ -500,8 +487,6 @@ def main() -> None:
     )
 
     ports = {"salesdesk": APP_PORT, "minimal": MINIMAL_PORT}
-    if args.whatif:
-        ports["whatif"] = WHATIF_PORT
     servers = {target: _start(target, url, port) for target, port in ports.items()}
     results: list[Result] = []
     try:

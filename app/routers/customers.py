@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from fastapi import Depends, Response
 
+from app.db import autocommit_reads
 from app.deps import IfMatchDep, SessionDep, require
 from app.models.customers import (
     Classification,
@@ -60,6 +61,7 @@ async def _answer(session: SessionDep, customer: object, response: Response) -> 
 
 
 @router.get("", summary="List customers in your scope")
+@autocommit_reads
 async def customers_list(
     session: SessionDep,
     actor: Reader,
@@ -101,6 +103,7 @@ async def customers_create(
 
 
 @router.get("/{customer_id}", summary="Get a customer", responses=ok_with_etag())
+@autocommit_reads
 async def customers_get(
     session: SessionDep, actor: Reader, customer_id: uuid.UUID, response: Response
 ) -> CustomerRead:

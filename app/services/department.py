@@ -6,6 +6,7 @@ The numbers are the defaults of the sales handbook. The director edits them thro
 
 from __future__ import annotations
 
+import copy
 import re
 import uuid
 from datetime import date, datetime, time
@@ -167,12 +168,41 @@ SETTINGS_ID = uuid.UUID(int=1)
 _CACHE_KEY = "department_settings"
 
 
+# The last saved settings this process parsed: (version, updated_at, the process's default
+# time zone, a copy of the row's data, the parsed settings). Validating the row costs more
+# than the rest of reading it, and it changes a few times a year, while the row itself is
+# still read from the database by every request (with the caller, app.deps), so an edit made
+# by another process applies to this one's next request as before. A hit needs the version,
+# the time stamp and the data itself to be equal (the comparison of a small dict costs
+# microseconds), so a row changed without a new version, by hand say, is parsed again.
+# The parsed settings are shared between requests: nobody changes them in place.
+_parsed: tuple[int, datetime, str, dict[str, Any], DepartmentSettings] | None = None
+
+
+def _parse(record: SettingsRecord | None) -> DepartmentSettings:
+    global _parsed
+    if record is None:
+        return DepartmentSettings.model_validate({})
+    zone = get_settings().time_zone  # the default of business_hours.time_zone
+    known = _parsed
+    if (
+        known is not None
+        and known[0] == record.version
+        and known[1] == record.updated_at
+        and known[2] == zone
+        and known[3] == record.data
+    ):
+        return known[4]
+    settings = DepartmentSettings.model_validate(record.data)
+    _parsed = (record.version, record.updated_at, zone, copy.deepcopy(record.data), settings)
+    return settings
+
+
 async def load(session: AsyncSession) -> DepartmentSettings:
     """The settings in force for this request's transaction (read once per transaction)."""
     cached = session.info.get(_CACHE_KEY)
     if cached is None:
-        record = await session.get(SettingsRecord, SETTINGS_ID)
-        cached = DepartmentSettings.model_validate(record.data if record else {})
+        cached = _parse(await session.get(SettingsRecord, SETTINGS_ID))
         session.info[_CACHE_KEY] = cached
     return cached
 

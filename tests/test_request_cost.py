@@ -1,0 +1,134 @@
+"""What the per-request savings must not change: parsed department settings follow every
+change of the row, remembered access tokens stay bound to their key and expiry, and the
+customer reads that skip BEGIN and COMMIT on PostgreSQL answer as before."""
+
+from __future__ import annotations
+
+import uuid
+
+import httpx
+import pytest
+from sqlalchemy import update
+
+from app import security
+from app.db import Database
+from app.models.performance import SettingsRecord
+from app.services import department
+from tests.conftest import IS_POSTGRES
+from tests.factories import make_customer, make_org
+
+SETTINGS = "/api/v1/settings"
+
+
+async def _loaded(database: Database) -> department.DepartmentSettings:
+    """The settings as a new request's transaction sees them."""
+    async with database.session(write=False) as session, session.begin():
+        return await department.load(session)
+
+
+async def test_parsed_settings_follow_every_change_of_the_row(database: Database) -> None:
+    assert (await _loaded(database)).dormant_after_days == 180  # no row: the defaults
+    async with database.session() as session, session.begin():
+        await department.update(session, {"dormant_after_days": 100}, None)
+    first = await _loaded(database)
+    assert first.dormant_after_days == 100
+    # Unchanged row: the parsed settings are reused, not validated again.
+    assert await _loaded(database) is first
+
+    async with database.session() as session, session.begin():
+        await department.update(session, {"dormant_after_days": 120}, 1)
+    assert (await _loaded(database)).dormant_after_days == 120
+
+    # Changed behind the ORM's back, version and time stamp as they were: still seen.
+    async with database.session() as session, session.begin():
+        record = await session.get(SettingsRecord, department.SETTINGS_ID)
+        assert record is not None and record.version == 2
+        data = {**record.data, "dormant_after_days": 130}
+        await session.execute(
+            update(SettingsRecord)
+            .where(SettingsRecord.id == department.SETTINGS_ID)
+            .values(data=data)
+            .execution_options(synchronize_session=False)
+        )
+    assert (await _loaded(database)).dormant_after_days == 130
+
+    # The row removed and made again at version 1 (as between tests): its data counts.
+    async with database.session() as session, session.begin():
+        await session.delete(await session.get(SettingsRecord, department.SETTINGS_ID))
+    assert (await _loaded(database)).dormant_after_days == 180
+    async with database.session() as session, session.begin():
+        await department.update(session, {"dormant_after_days": 140}, None)
+    assert (await _loaded(database)).dormant_after_days == 140
+
+
+async def test_a_settings_change_applies_to_the_next_request(
+    client: httpx.AsyncClient, database: Database
+) -> None:
+    org = await make_org(database)
+    headers = org.director.headers
+    for days, version in ((90, None), (91, '"1"'), (92, '"2"')):
+        if_match = {"If-Match": version} if version else {}
+        answer = await client.patch(
+            SETTINGS, json={"dormant_after_days": days}, headers={**headers, **if_match}
+        )
+        assert answer.status_code == 200, answer.text
+        current = await client.get(SETTINGS, headers=headers)
+        assert current.json()["dormant_after_days"] == days
+        assert (await _loaded(database)).dormant_after_days == days
+
+
+def test_remembered_tokens_keep_to_their_key_and_expiry(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    key = "a-key-that-is-long-enough-for-hs256-signing-0001"
+    user = uuid.uuid4()
+    token, lifetime = security.create_access_token(key, user, "rep", None, minutes=5)
+    claims = security.decode_access_token(key, token)
+    assert claims is not None and claims.user_id == user
+    assert security.decode_access_token(key, token) is claims  # remembered
+    # Another key: verified afresh, and refused.
+    assert security.decode_access_token(key.replace("0001", "0002"), token) is None
+    # After its expiry a remembered token is refused like any other.
+    exp = int(claims.expires_at.timestamp())
+    monkeypatch.setattr(security.time, "time", lambda: exp + 1.0)
+    assert security.decode_access_token(key, token) is None
+    monkeypatch.setattr(security.time, "time", lambda: exp + 0.5 - 1)
+    assert security.decode_access_token(key, token) is claims
+    # A tampered token is another string, verified and refused.
+    assert (
+        security.decode_access_token(key, token[:-2] + ("AA" if token[-2:] != "AA" else "BB"))
+        is None
+    )
+    assert lifetime == 300
+
+
+@pytest.mark.skipif(not IS_POSTGRES, reason="PostgreSQL reads run without a transaction")
+async def test_customer_reads_run_without_begin_and_commit_on_postgres(
+    client: httpx.AsyncClient, database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncpg.transaction
+
+    org = await make_org(database)
+    customer = await make_customer(database, org.east_rep1)
+    started: list[str] = []
+    start = asyncpg.transaction.Transaction.start
+
+    async def counted(self: asyncpg.transaction.Transaction) -> None:
+        started.append("BEGIN")
+        await start(self)
+
+    monkeypatch.setattr(asyncpg.transaction.Transaction, "start", counted)
+    headers = org.east_rep1.headers
+    one = await client.get(f"/api/v1/customers/{customer.id}", headers=headers)
+    page = await client.get("/api/v1/customers", params={"limit": 50}, headers=headers)
+    assert one.status_code == 200 and one.headers["etag"] == f'"{customer.version}"'
+    assert page.status_code == 200 and [c["id"] for c in page.json()["items"]] == [str(customer.id)]
+    assert started == []
+    # Out of scope is still a 404, and writes still run in a transaction.
+    other = await client.get(f"/api/v1/customers/{customer.id}", headers=org.north_rep.headers)
+    assert other.status_code == 404
+    changed = await client.patch(
+        f"/api/v1/customers/{customer.id}", json={"industry": "textiles"}, headers=headers
+    )
+    assert changed.status_code == 200, changed.text
+    assert started == ["BEGIN"]
