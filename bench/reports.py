@@ -46,6 +46,7 @@ from app.main import create_app
 from app.migrations import upgrade
 from app.periods import parse_period
 from app.security import create_access_token
+from app.services.sql import REPORT_SETTINGS
 
 DEFAULT_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/salesdesk_bench"
 API = "/api/v1/performance"
@@ -617,8 +618,7 @@ async def _explain(
     slow = [s for s, t in per_statement.items() if sum(t) / runs >= 10]
     for statement in sorted(slow, key=lambda k: -sum(per_statement[k])):
         async with database.engine.begin() as conn:
-            await conn.exec_driver_sql("SET LOCAL jit = off")
-            await conn.exec_driver_sql("SET LOCAL work_mem = '32MB'")
+            await conn.exec_driver_sql(REPORT_SETTINGS)
             plan = await conn.exec_driver_sql(
                 f"EXPLAIN (ANALYZE, BUFFERS) {statement}", clock.parameters[statement]
             )

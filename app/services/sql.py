@@ -38,14 +38,17 @@ def among(session: AsyncSession, column: Any, values: Select[Any]) -> ColumnElem
     return column == any_(func.array(values.scalar_subquery()))
 
 
+REPORT_SETTINGS = "SELECT set_config('jit', 'off', true), set_config('work_mem', '32MB', true)"
+
+
 async def for_reports(session: AsyncSession) -> None:
     """Settings for a report's transaction (PostgreSQL; SQLite has none to make).
 
     No JIT: the planner's guesses for the correlated look-ups push a query of a few dozen
     milliseconds past ``jit_above_cost``, and compiling it then costs as much as running it.
     More ``work_mem``: the funnel's sorts and hashes of a region's quarter (a few MB) stay in
-    memory instead of spilling to temporary files. Both end with the transaction.
+    memory instead of spilling to temporary files. Both end with the transaction, and are
+    set in one round trip.
     """
     if _dialect(session) == "postgresql":
-        await session.execute(text("SET LOCAL jit = off"))
-        await session.execute(text("SET LOCAL work_mem = '32MB'"))
+        await session.execute(text(REPORT_SETTINGS))
