@@ -22,6 +22,7 @@ from app import events
 from app.errors import Conflict, Forbidden, InvalidTransition, ValidationFailed
 from app.models.people import Role
 from app.models.platform import StateChange
+from app.models.types import utcnow
 from app.permissions import Actor
 from app.services.common import ensure_version
 
@@ -68,6 +69,9 @@ class Workflow(Generic[M]):
     default_event: str = ""
     event_scope: Callable[[AsyncSession, Any], Awaitable[Any]] | None = None
     closed_states: frozenset[str] = field(default_factory=frozenset)
+    # For funnel reports: each state's next one. A move into a next state stamps the earlier
+    # changes into the state before it with ``next_state_at``.
+    next_states: Mapping[str, str] = field(default_factory=dict)
 
     def moves_from(self, state: str) -> Mapping[str, Rule]:
         return self.table.get(state, {})
@@ -128,8 +132,22 @@ class Workflow(Generic[M]):
         setattr(obj, self.state_field, to)
         if rule.effect is not None:
             await rule.effect(session, actor, obj, context)
+        now = utcnow()
+        moved_on_from = [state for state, following in self.next_states.items() if following == to]
+        if moved_on_from:
+            await session.execute(
+                update(StateChange)
+                .where(
+                    StateChange.entity_type == self.entity_type,
+                    StateChange.entity_id == obj.id,
+                    StateChange.to_state.in_(moved_on_from),
+                )
+                .values(next_state_at=now)
+                .execution_options(synchronize_session=False)
+            )
         session.add(
             StateChange(
+                at=now,
                 entity_type=self.entity_type,
                 entity_id=obj.id,
                 from_state=current,

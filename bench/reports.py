@@ -205,13 +205,16 @@ def load_statements(sizes: Sizes) -> list[tuple[str, str]]:
             # changes, a lost one its forward steps and the loss, an open one its steps so far.
             "state_changes",
             f"""INSERT INTO state_changes (id, entity_type, entity_id, from_state, to_state,
-                actor_id, at, owner_id, region_id, from_state_at)
+                actor_id, at, owner_id, region_id, from_state_at, next_state_at)
             SELECT gen_random_uuid(), 'opportunity', op.id, ({OPEN})[i],
                 CASE WHEN i = op.n AND op.stage IN ('won', 'lost') THEN op.stage
                     ELSE ({OPEN})[i + 1] END,
                 op.owner_id, op.created_at + (op.updated_at - op.created_at) * i / op.n,
                 op.owner_id, op.region_id,
-                op.created_at + (op.updated_at - op.created_at) * (i - 1) / op.n
+                op.created_at + (op.updated_at - op.created_at) * (i - 1) / op.n,
+                -- Moved on when the next step was forward (a lost one's last step is not).
+                CASE WHEN i < op.n AND NOT (i + 1 = op.n AND op.stage = 'lost')
+                    THEN op.created_at + (op.updated_at - op.created_at) * (i + 1) / op.n END
             FROM (SELECT id, stage, owner_id, region_id, created_at, updated_at,
                     CASE stage WHEN 'won' THEN 5
                         WHEN 'lost' THEN array_position({OPEN}, lost_from_stage)

@@ -100,34 +100,42 @@ async def test_payments_stage_changes_and_follow_ups_carry_the_scope(
     assert scopes.follow_ups == {(opp.customer_id, rep.id, org.north.id)}
 
 
-async def test_a_stage_change_knows_when_its_stay_began(
+async def test_a_stage_change_knows_when_its_stay_began_and_whether_it_moved_on(
     client: httpx.AsyncClient, database: Database
 ) -> None:
     org = await make_org(database)
     rep = org.east_rep1
     opp = await make_opportunity(database, rep, Stage.LEAD, needs_summary=None)
-    await _move(client, rep, opp.id)
+    await _move(client, rep, opp.id)  # to contacted
     back = await client.post(
         f"{API}/opportunities/{opp.id}/transitions",
         json={"to": "lead", "note": "Not yet."},
         headers=rep.headers,
     )
     assert back.status_code == 200, back.text
-    first, second = await _stays(database, opp.id)
-    assert first == (opp.created_at, first[1])  # the lead stage began at creation
-    assert second[0] == first[1]  # contacted began with the first move
-    assert second[1] >= first[1]
+    await _move(client, rep, opp.id)  # to contacted again
+    first, second, third = await _stays(database, opp.id)
+    # (from_state_at, at, next_state_at): lead began at creation, contacted with the first
+    # move, lead again with the second.
+    assert first[0] == opp.created_at
+    assert second[0] == first[1] and third[0] == second[1]
+    # Back in lead, it moved on to contacted with the third change; neither stay in
+    # contacted has been followed by needs_analysis.
+    assert second[2] == third[1]
+    assert first[2] is None and third[2] is None
 
 
-async def _stays(database: Database, entity_id: uuid.UUID) -> list[tuple[datetime, datetime]]:
-    """(from_state_at, at) of a resource's changes, in order."""
+async def _stays(
+    database: Database, entity_id: uuid.UUID
+) -> list[tuple[datetime, datetime, datetime | None]]:
+    """(from_state_at, at, next_state_at) of a resource's changes, in order."""
     async with database.session() as session:
         rows = await session.execute(
-            select(StateChange.from_state_at, StateChange.at)
+            select(StateChange.from_state_at, StateChange.at, StateChange.next_state_at)
             .where(StateChange.entity_id == entity_id)
             .order_by(StateChange.at, StateChange.id)
         )
-        return [(began, ended) for began, ended in rows]
+        return [(began, ended, moved_on) for began, ended, moved_on in rows]
 
 
 async def test_a_reassigned_customers_history_and_follow_ups_go_with_it(
@@ -185,9 +193,11 @@ async def test_the_migrations_fill_in_rows_written_before_them(
         headers=rep.headers,
     )
     assert back.status_code == 200, back.text
+    await _move(client, rep, opp.id)
     await _follow_up(client, rep, opp.customer_id)
     stays = await _stays(database, opp.id)
-    assert len(stays) == 2  # one stay began at creation, one with the change before
+    # Stays that began at creation and with the change before; one that moved on.
+    assert len(stays) == 3 and stays[1][2] == stays[2][1]
     before = await _scopes(database)
     assert before.payments == {(contract.id, rep.id, org.east.id)}
     assert (opp.id, rep.id, org.east.id) in before.changes

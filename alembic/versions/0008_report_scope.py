@@ -15,7 +15,8 @@ and region of what it belongs to, with an index on (scope, date):
   contracts, complaints; quotes have none), filled in by the workflow and moved with the
   resource when a customer is reassigned (``app.workflow.follow_owner``); and when the
   resource entered the state the change leaves (``from_state_at``: the change before, or
-  its creation), so the funnel's days in stage need no history from before the period.
+  its creation) and when it last moved on to the funnel's next stage (``next_state_at``),
+  so the funnel reads only the period's changes, no history.
 
 The new (scope, time) indexes of stage changes, and the opportunities' indexes of won and
 open ones, carry the columns the funnel and the pipeline figures read, so those reads touch
@@ -39,7 +40,9 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 # What the funnel reads of each change, carried in the (scope, time) indexes.
-_FUNNEL_READS = ["from_state", "to_state", "from_state_at"]
+_FUNNEL_READS = ["from_state", "to_state", "from_state_at", "next_state_at"]
+# The sales funnel's stages in order, as they were when this migration was written.
+_FUNNEL = ["lead", "contacted", "needs_analysis", "proposal", "negotiation", "won"]
 _OPEN = sa.text(
     "deleted_at IS NULL AND stage IN "
     "('lead', 'contacted', 'needs_analysis', 'proposal', 'negotiation')"
@@ -55,6 +58,7 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("region_id", sa.Uuid(), nullable=True))
     with op.batch_alter_table("state_changes", schema=None) as batch_op:
         batch_op.add_column(sa.Column("from_state_at", UTCDateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column("next_state_at", UTCDateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column("owner_id", sa.Uuid(), nullable=True))
         batch_op.add_column(sa.Column("region_id", sa.Uuid(), nullable=True))
 
@@ -80,6 +84,17 @@ def upgrade() -> None:
         " SELECT id, lag(at) OVER (PARTITION BY entity_type, entity_id ORDER BY at, id)"
         " AS previous_at FROM state_changes) p"
         " WHERE p.id = state_changes.id AND p.previous_at IS NOT NULL"
+    )
+    # A change into a funnel stage moved on when a later change went to the stage after it.
+    following = " ".join(f"WHEN '{a}' THEN '{b}'" for a, b in zip(_FUNNEL, _FUNNEL[1:]))
+    op.execute(
+        "UPDATE state_changes SET next_state_at = n.reached FROM ("
+        " SELECT e.id AS id, max(l.at) AS reached FROM state_changes e"
+        " JOIN state_changes l ON l.entity_type = e.entity_type"
+        " AND l.entity_id = e.entity_id AND l.at >= e.at"
+        f" AND l.to_state = CASE e.to_state {following} END"
+        " WHERE e.entity_type = 'opportunity' GROUP BY e.id) n"
+        " WHERE n.id = state_changes.id"
     )
 
     with op.batch_alter_table("payments", schema=None) as batch_op:
@@ -152,6 +167,7 @@ def downgrade() -> None:
         batch_op.drop_index("ix_state_changes_region_at")
         batch_op.drop_column("region_id")
         batch_op.drop_column("owner_id")
+        batch_op.drop_column("next_state_at")
         batch_op.drop_column("from_state_at")
     with op.batch_alter_table("payments", schema=None) as batch_op:
         batch_op.drop_index("ix_payments_owner_received")

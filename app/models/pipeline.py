@@ -6,6 +6,7 @@ import uuid
 from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
+from itertools import pairwise
 
 import pydantic
 from pydantic import StrictBool, StrictInt
@@ -33,6 +34,11 @@ OPEN_STAGES: tuple[Stage, ...] = (
     Stage.PROPOSAL,
     Stage.NEGOTIATION,
 )
+# The sales funnel: each stage and the one after it.
+FUNNEL_STAGES: tuple[Stage, ...] = (*OPEN_STAGES, Stage.WON)
+NEXT_STAGE: dict[str, str] = {
+    stage.value: following.value for stage, following in pairwise(FUNNEL_STAGES)
+}
 STAGE_PROBABILITY: dict[Stage, int] = {
     Stage.LEAD: 10,
     Stage.CONTACTED: 20,

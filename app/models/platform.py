@@ -111,12 +111,12 @@ class StateChange(SQLModel, table=True):
         Index(
             "ix_state_changes_region_at",
             *("entity_type", "region_id", "at", "entity_id"),
-            *("from_state", "to_state", "from_state_at"),
+            *("from_state", "to_state", "from_state_at", "next_state_at"),
         ),
         Index(
             "ix_state_changes_owner_at",
             *("entity_type", "owner_id", "at", "entity_id"),
-            *("from_state", "to_state", "from_state_at"),
+            *("from_state", "to_state", "from_state_at", "next_state_at"),
         ),
         Index(
             "ix_state_changes_history",
@@ -140,6 +140,9 @@ class StateChange(SQLModel, table=True):
     # When the resource entered ``from_state`` (the change before, or its creation): the stay
     # this change ends is ``at - from_state_at`` without reading the history before it.
     from_state_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # When the resource last moved on from ``to_state`` to the state after it, for workflows
+    # that name one (the sales funnel): whether an entry advanced, without a later row.
+    next_state_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     # The owner and region of the resource (for those that have them), kept in step when it
     # changes hands (``app.workflow.follow_owner``), so reports pick a scope's changes by index.
     owner_id: uuid.UUID | None = Field(default=None)

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app import events
 from app.errors import Conflict
 from app.models.pipeline import (
+    NEXT_STAGE,
     OPEN_STAGES,
     STAGE_PROBABILITY,
     Opportunity,
@@ -147,6 +148,7 @@ WORKFLOW: Workflow[Opportunity] = Workflow(
     to_read=to_read,
     default_event="opportunity.stage_changed",
     closed_states=CLOSED,
+    next_states=NEXT_STAGE,
 )
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 from decimal import Decimal
-from itertools import pairwise
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -13,9 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models.people import Region, Role, User
 from app.models.performance import Metric, Target, TargetScope
-from app.models.pipeline import OPEN_STAGES, Opportunity, Stage
+from app.models.pipeline import FUNNEL_STAGES, OPEN_STAGES, Opportunity, Stage
 from app.models.platform import StateChange
-from app.models.types import CENT, Money, UTCDateTime
+from app.models.types import CENT, Money
 from app.periods import Period
 from app.services import department
 from app.services.performance import (
@@ -29,8 +28,6 @@ from app.services.performance import (
     standings,
 )
 from app.services.sql import days_between, for_reports, month_of
-
-FUNNEL_STAGES: tuple[Stage, ...] = (*OPEN_STAGES, Stage.WON)
 
 
 class LeaderboardEntry(BaseModel):
@@ -167,15 +164,16 @@ async def _stage_flows(
     """Per stage: how many opportunities entered it in the period, how many of those reached
     the next stage since, and the mean length of the stays in it that ended in the period.
 
-    Entering the funnel (the lead stage) is being created; entering another stage is a state
-    change to it. An opportunity that entered a stage advanced when a change to the next stage
-    came after its first entry in the period, at any time since. A stay runs from entering the
-    stage (``from_state_at``, kept with each change) to the change that left it.
+    Entering the funnel (the lead stage) is being created, and a new opportunity advanced
+    once it has been moved to contacted. Entering another stage is a state change to it,
+    which advanced once the opportunity moved on from it to the next stage: the workflow
+    stamps that on the change (``next_state_at``). A stay runs from entering the stage
+    (``from_state_at``, also kept with each change) to the change that left it.
 
-    All of it is read from the scope's stage changes since the period began: one range of an
-    index on (scope, time), as each change carries its opportunity's owner and region, and
-    none of the opportunities' older history. Per opportunity and stage, the first entry in
-    the period and the last change to the next stage decide whether it advanced.
+    So everything comes from the scope's stage changes in the period, one range of an index
+    on (scope, time) that carries what is read (each change has its opportunity's owner and
+    region), plus the moves to contacted since the period began; no opportunity's history
+    is read.
     """
     deleted = select(Opportunity.id).where(
         scope.clause(Opportunity.owner_id, Opportunity.region_id),
@@ -186,37 +184,17 @@ async def _stage_flows(
         scope.clause(StateChange.owner_id, StateChange.region_id),
         StateChange.entity_id.not_in(deleted),
     )
-    since = (
-        select(StateChange.entity_id, StateChange.to_state, StateChange.at)
-        .where(in_scope, StateChange.at >= start)
-        # Read once and used twice. Inlined instead, PostgreSQL read each use in parallel
-        # workers, then grouped the opportunities twice (in the workers and again in the
-        # leader): slower on the bench.
-        .cte("since")
+    in_period = _within(StateChange.at, start, end)
+    contacted = select(StateChange.entity_id).where(
+        in_scope, StateChange.at >= start, StateChange.to_state == Stage.CONTACTED
     )
-    in_period = _within(since.c.at, start, end)
-    entering = since.c.to_state.in_(FUNNEL_STAGES[1:])
-    stage_before = case(
-        {nxt.value: stage.value for stage, nxt in pairwise(FUNNEL_STAGES)}, value=since.c.to_state
-    )
-    never = cast(null(), UTCDateTime)
-    marks = union_all(
-        select(
-            Opportunity.id.label("entity_id"),
-            literal(Stage.LEAD.value).label("stage"),
-            Opportunity.created_at.label("entered"),
-            never.label("next_reached"),
-        ).where(live, _within(Opportunity.created_at, start, end)),
-        select(since.c.entity_id, since.c.to_state, since.c.at, never).where(in_period, entering),
-        select(since.c.entity_id, stage_before, never, since.c.at).where(entering),
-    ).subquery("marks")
     per_opportunity = (
         select(
-            marks.c.stage,
-            func.min(marks.c.entered).label("first_entered"),
-            func.max(marks.c.next_reached).label("last_reached"),
+            StateChange.to_state.label("stage"),
+            func.max(case((StateChange.next_state_at.is_not(None), 1), else_=0)).label("advanced"),
         )
-        .group_by(marks.c.stage, marks.c.entity_id)
+        .where(in_scope, in_period, StateChange.to_state.in_(FUNNEL_STAGES[1:]))
+        .group_by(StateChange.to_state, StateChange.entity_id)
         .subquery("per_opportunity")
     )
     stay = days_between(session, StateChange.from_state_at, StateChange.at)
@@ -226,24 +204,18 @@ async def _stage_flows(
             union_all(
                 select(
                     literal("flow"),
+                    literal(Stage.LEAD.value),
+                    cast(func.count(), Float),
+                    cast(func.count(case((Opportunity.id.in_(contacted), 1))), Float),
+                    nothing,
+                ).where(live, _within(Opportunity.created_at, start, end)),
+                select(
+                    literal("flow"),
                     per_opportunity.c.stage,
-                    cast(func.count(per_opportunity.c.first_entered), Float),
-                    cast(
-                        func.count(
-                            case(
-                                (
-                                    per_opportunity.c.last_reached
-                                    >= per_opportunity.c.first_entered,
-                                    1,
-                                )
-                            )
-                        ),
-                        Float,
-                    ),
+                    cast(func.count(), Float),
+                    cast(func.sum(per_opportunity.c.advanced), Float),
                     nothing,
                 ).group_by(per_opportunity.c.stage),
-                # Straight from the index rather than the CTE: its estimate is better, so
-                # PostgreSQL hashes the groups (in parallel) instead of sorting the rows.
                 select(
                     literal("stay"),
                     StateChange.from_state,
@@ -251,11 +223,7 @@ async def _stage_flows(
                     nothing,
                     cast(func.avg(stay), Float),
                 )
-                .where(
-                    in_scope,
-                    _within(StateChange.at, start, end),
-                    StateChange.from_state.in_(OPEN_STAGES),
-                )
+                .where(in_scope, in_period, StateChange.from_state.in_(OPEN_STAGES))
                 .group_by(StateChange.from_state),
             )
         )
