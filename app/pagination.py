@@ -109,6 +109,25 @@ def _decode_cursor(
         ) from exc
 
 
+def keyset_page(
+    stmt: Select[Any],
+    *,
+    sort: str,
+    sortable: Mapping[str, InstrumentedAttribute[Any]],
+    id_column: InstrumentedAttribute[Any],
+    cursor: str | None,
+) -> Select[Any]:
+    """``stmt`` after the cursor, in the page order (the caller adds the limit)."""
+    descending = sort.startswith("-")
+    column = sortable[sort.lstrip("-")]
+    if cursor:
+        value, row_id = _decode_cursor(cursor, sort, column, id_column)
+        key = tuple_(column, id_column)
+        stmt = stmt.where(key < (value, row_id) if descending else key > (value, row_id))
+    order = (column.desc(), id_column.desc()) if descending else (column.asc(), id_column.asc())
+    return stmt.order_by(*order)
+
+
 async def paginate(
     session: AsyncSession,
     stmt: Select[Any],
@@ -123,14 +142,9 @@ async def paginate(
 
     Sort columns must be non-null so the keyset comparison is total.
     """
-    descending = sort.startswith("-")
     column = sortable[sort.lstrip("-")]
-    if cursor:
-        value, row_id = _decode_cursor(cursor, sort, column, id_column)
-        key = tuple_(column, id_column)
-        stmt = stmt.where(key < (value, row_id) if descending else key > (value, row_id))
-    order = (column.desc(), id_column.desc()) if descending else (column.asc(), id_column.asc())
-    rows = (await session.scalars(stmt.order_by(*order).limit(limit + 1))).all()
+    page = keyset_page(stmt, sort=sort, sortable=sortable, id_column=id_column, cursor=cursor)
+    rows = (await session.scalars(page.limit(limit + 1))).all()
     if len(rows) <= limit:
         return rows, None
     last = rows[limit - 1]

@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from app.db import Database
 from app.models.customers import Customer
+from app.models.types import utcnow
 from tests.factories import Org, Person, make_customer, make_org, problem
 
 API = "/api/v1"
@@ -403,3 +404,30 @@ async def test_pages_walk_everything_once(
         if cursor is None:
             break
     assert seen == expected and pages == 3
+
+
+async def test_a_managers_search_pages_through_the_region_only(
+    client: httpx.AsyncClient, database: Database
+) -> None:
+    org = await make_org(database)
+    east = org.east_rep1
+    made = [await make_customer(database, east, name=f"Dongfang East {n}") for n in range(5)]
+    await make_customer(database, org.north_rep, name="Dongfang North")
+    await make_customer(database, org.east_rep2, name="Other East")
+    async with database.session() as session, session.begin():
+        # Deleted customers are not found.
+        (await session.get_one(Customer, made[2].id)).deleted_at = utcnow()
+    seen: list[str] = []
+    cursor = None
+    for _ in range(5):
+        params = {"q": "dongfang", "limit": 2, **({"cursor": cursor} if cursor else {})}
+        page = await client.get(f"{API}/customers", params=params, headers=org.east_manager.headers)
+        assert page.status_code == 200, page.text
+        seen += [c["name"] for c in page.json()["items"]]
+        cursor = page.json()["next_cursor"]
+        if cursor is None:
+            break
+    # Newest first, two a page, the north one and the deleted one left out.
+    assert seen == [f"Dongfang East {n}" for n in (4, 3, 1, 0)]
+    by_name = await _list(client, org.east_manager, q="dongfang", sort="name", limit=3)
+    assert by_name == ["Dongfang East 0", "Dongfang East 1", "Dongfang East 3"]

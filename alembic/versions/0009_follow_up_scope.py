@@ -7,7 +7,13 @@ A rep's follow-up list found its newest 50 by reading each of the rep's customer
 follow-ups, so it grew with the book (2,000 index probes for 2,000 customers, 21 ms at five
 million follow-ups against 6 ms at 50,000). Each follow-up now carries its customer's owner
 and region (moved with the customer when it is reassigned), and an index on (customer owner,
-created_at, id) makes a rep's page a range of it.
+created_at, id) makes a rep's page a range of it. Deleted customers' follow-ups are left out
+by a partial index of the deleted customers, not by checking every row's customer.
+
+A manager's search reads the page's ids from an index on (region, created_at, id, name_key)
+of the live customers, then their rows: asked for whole rows, PostgreSQL walked every live
+customer newest first (25,000 rows for a common word at a million customers) instead of the
+region's own 2,500, whose rows lie scattered in the table.
 
 The backfill is one UPDATE of every follow-up (PostgreSQL: about a minute for five million
 rows; ``VACUUM ANALYZE follow_ups`` afterwards, or let autovacuum do it).
@@ -52,11 +58,29 @@ def upgrade() -> None:
             ["customer_owner_id", "created_at", "id"],
             unique=False,
         )
+    with op.batch_alter_table("customers", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_customers_region_search",
+            ["region_id", "created_at", "id", "name_key"],
+            unique=False,
+            sqlite_where=sa.text("deleted_at IS NULL"),
+            postgresql_where=sa.text("deleted_at IS NULL"),
+        )
+        batch_op.create_index(
+            "ix_customers_deleted",
+            ["id"],
+            unique=False,
+            sqlite_where=sa.text("deleted_at IS NOT NULL"),
+            postgresql_where=sa.text("deleted_at IS NOT NULL"),
+        )
     if op.get_bind().dialect.name == "postgresql":
         op.execute("ANALYZE follow_ups")
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("customers", schema=None) as batch_op:
+        batch_op.drop_index("ix_customers_deleted")
+        batch_op.drop_index("ix_customers_region_search")
     with op.batch_alter_table("follow_ups", schema=None) as batch_op:
         batch_op.drop_index("ix_follow_ups_customer_owner_created")
         batch_op.drop_constraint(

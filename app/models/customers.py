@@ -73,6 +73,23 @@ class Customer(RecordBase, table=True):
         Index("ix_customers_owner_created", "owner_id", "created_at", "id"),
         Index("ix_customers_region_created", "region_id", "created_at", "id"),
         Index("ix_customers_follow_up_due_at", "follow_up_due_at"),
+        # Migration 0009: a region's search reads the page's ids from the index alone.
+        Index(
+            "ix_customers_region_search",
+            "region_id",
+            "created_at",
+            "id",
+            "name_key",
+            postgresql_where=text("deleted_at IS NULL"),
+            sqlite_where=text("deleted_at IS NULL"),
+        ),
+        # Migration 0009: the few deleted customers, whose follow-ups lists leave out.
+        Index(
+            "ix_customers_deleted",
+            "id",
+            postgresql_where=text("deleted_at IS NOT NULL"),
+            sqlite_where=text("deleted_at IS NOT NULL"),
+        ),
         # The keyset order of unscoped lists (the director's), first page or deep; the due
         # date lets ``overdue=true`` be decided in the index, without a heap visit per row.
         Index(

@@ -32,7 +32,7 @@ from app.models.customers import (
 from app.models.people import Role, User
 from app.models.pipeline import OPEN_STAGES, Opportunity
 from app.models.types import utcnow
-from app.pagination import paginate
+from app.pagination import keyset_page, paginate
 from app.permissions import Actor, scope_filter
 from app.services import department
 from app.services.common import ensure_version, get_visible
@@ -161,6 +161,19 @@ async def list_customers(
         stmt = select(found)
     if key:
         stmt = stmt.where(found.name_key.contains(key, autoescape=True))
+    if key and actor.role is not Role.REP and session.get_bind().dialect.name == "postgresql":
+        # A region's search: the page's ids first, from an index that carries the name, then
+        # their rows. Asked for whole rows at once, PostgreSQL walked all live customers
+        # newest first (25,000 rows read for a common word at a million customers) rather
+        # than the region's own entries (2,500), whose rows lie scattered in the table.
+        page = keyset_page(
+            stmt.with_only_columns(Customer.id),
+            sort=sort,
+            sortable=CUSTOMER_SORTS,
+            id_column=Customer.id,
+            cursor=cursor,
+        ).limit(limit + 1)
+        stmt = select(Customer).where(Customer.id.in_(page))
     rows, next_cursor = await paginate(
         session,
         stmt,
