@@ -406,7 +406,7 @@ async def test_pages_walk_everything_once(
     assert seen == expected and pages == 3
 
 
-async def test_a_managers_search_pages_through_the_region_only(
+async def test_a_search_pages_through_the_callers_scope_only(
     client: httpx.AsyncClient, database: Database
 ) -> None:
     org = await make_org(database)
@@ -431,3 +431,10 @@ async def test_a_managers_search_pages_through_the_region_only(
     assert seen == [f"Dongfang East {n}" for n in (4, 3, 1, 0)]
     by_name = await _list(client, org.east_manager, q="dongfang", sort="name", limit=3)
     assert by_name == ["Dongfang East 0", "Dongfang East 1", "Dongfang East 3"]
+    # A rep's search reads the rep's own book: theirs, and none of another rep's.
+    assert await _list(client, east, q="dongfang", limit=3) == [
+        "Dongfang East 4",
+        "Dongfang East 3",
+        "Dongfang East 1",
+    ]
+    assert await _list(client, org.east_rep2, q="dongfang") == []

@@ -73,15 +73,18 @@ class Customer(RecordBase, table=True):
         Index("ix_customers_owner_created", "owner_id", "created_at", "id"),
         Index("ix_customers_region_created", "region_id", "created_at", "id"),
         Index("ix_customers_follow_up_due_at", "follow_up_due_at"),
-        # Migration 0009: a region's search reads the page's ids from the index alone.
-        Index(
-            "ix_customers_region_search",
-            "region_id",
-            "created_at",
-            "id",
-            "name_key",
-            postgresql_where=text("deleted_at IS NULL"),
-            sqlite_where=text("deleted_at IS NULL"),
+        # Migration 0009: a rep's or a region's search reads the page's ids from the index.
+        *(
+            Index(
+                f"ix_customers_{scope}_search",
+                f"{scope}_id",
+                "created_at",
+                "id",
+                "name_key",
+                postgresql_where=text("deleted_at IS NULL"),
+                sqlite_where=text("deleted_at IS NULL"),
+            )
+            for scope in ("owner", "region")
         ),
         # Migration 0009: the few deleted customers, whose follow-ups lists leave out.
         Index(

@@ -12,7 +12,6 @@ from typing import Any
 from pydantic import TypeAdapter
 from sqlalchemy import ColumnElement, Select, and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
 
 from app import events
 from app.errors import Conflict, Forbidden, ValidationFailed
@@ -149,23 +148,15 @@ async def list_customers(
         stmt = stmt.where(
             or_(Customer.follow_up_due_at.is_(None), Customer.follow_up_due_at >= now)
         )
-    found: Any = Customer
     key = name_key(q) if q else ""
-    if key and actor.role is Role.REP and session.get_bind().dialect.name == "postgresql":
-        # A rep's book is a few thousand customers at most: read it and match the names in
-        # it, rather than let the planner intersect the book with every match of the
-        # trigram index in the whole table (20,000 for a common word at a million
-        # customers: 10 ms, against 2 for the book).
-        book = stmt.offset(0).subquery("book")  # the offset keeps the subquery whole
-        found = aliased(Customer, book)
-        stmt = select(found)
     if key:
-        stmt = stmt.where(found.name_key.contains(key, autoescape=True))
-    if key and actor.role is not Role.REP and session.get_bind().dialect.name == "postgresql":
-        # A region's search: the page's ids first, from an index that carries the name, then
-        # their rows. Asked for whole rows at once, PostgreSQL walked all live customers
-        # newest first (25,000 rows read for a common word at a million customers) rather
-        # than the region's own entries (2,500), whose rows lie scattered in the table.
+        stmt = stmt.where(Customer.name_key.contains(key, autoescape=True))
+    if key and session.get_bind().dialect.name == "postgresql":
+        # A search: the page's ids first, from an index that carries the name (the rep's or
+        # the region's live customers newest first, ix_customers_*_search), then their rows.
+        # Asked for whole rows at once, PostgreSQL read a rep's whole book from the table,
+        # or walked every live customer newest first for a region (25,000 rows for a common
+        # word at a million customers), instead of the index entries (2,000 or 2,500).
         page = keyset_page(
             stmt.with_only_columns(Customer.id),
             sort=sort,
@@ -178,8 +169,8 @@ async def list_customers(
         session,
         stmt,
         sort=sort,
-        sortable={name: getattr(found, column.key) for name, column in CUSTOMER_SORTS.items()},
-        id_column=found.id,
+        sortable=CUSTOMER_SORTS,
+        id_column=Customer.id,
         cursor=cursor,
         limit=limit,
     )
