@@ -12,6 +12,7 @@ import pytest
 from app.db import Database
 from app.models.types import utcnow
 from tests.factories import Person, make_customer, make_org, problem
+from tests.pipeline_helpers import make_opportunity
 
 API = "/api/v1"
 
@@ -390,3 +391,39 @@ async def test_follow_up_events(client: httpx.AsyncClient, database: Database) -
         )
         if sees:
             assert items[0]["data"]["summary"] == "Hello"
+
+
+async def test_links_must_be_the_customers_own_records(
+    client: httpx.AsyncClient, database: Database
+) -> None:
+    org = await make_org(database)
+    rep = org.east_rep1
+    ours = await make_opportunity(database, rep)
+    theirs = await make_opportunity(database, rep)  # another customer of the same rep
+    customer_id = ours.customer_id
+
+    linked = await log(client, rep, customer_id, status="done", opportunity_id=str(ours.id))
+    assert linked.status_code == 201, linked.text
+    assert linked.json()["opportunity_id"] == str(ours.id)
+
+    for field, value in (
+        ("opportunity_id", theirs.id),
+        ("contract_id", uuid.uuid4()),
+        ("complaint_id", uuid.uuid4()),
+    ):
+        refused = await log(client, rep, customer_id, status="done", **{field: str(value)})
+        assert problem(refused, 422, "validation_error")["errors"][0]["loc"] == ["body", field]
+        changed = await client.patch(
+            f"{API}/follow-ups/{linked.json()['id']}",
+            json={field: str(value)},
+            headers=rep.headers,
+        )
+        problem(changed, 422, "validation_error")
+
+    # Nothing was stored or changed by the refusals.
+    listed = await client.get(
+        f"{API}/follow-ups", params={"customer_id": str(customer_id)}, headers=rep.headers
+    )
+    assert [(f["id"], f["opportunity_id"]) for f in listed.json()["items"]] == [
+        (linked.json()["id"], str(ours.id))
+    ]

@@ -11,6 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import events
 from app.errors import ValidationFailed
+from app.models.complaints import Complaint
+from app.models.contracts import Contract
 from app.models.customers import (
     Customer,
     FollowUp,
@@ -20,6 +22,7 @@ from app.models.customers import (
     FollowUpStatus,
     FollowUpUpdate,
 )
+from app.models.pipeline import Opportunity
 from app.models.types import utcnow
 from app.pagination import paginate
 from app.permissions import Actor, scope_filter
@@ -60,12 +63,34 @@ def new_follow_up(customer: Customer, **fields: Any) -> FollowUp:
     )
 
 
+# What a follow-up may be about, each by its id field: the customer's own records only.
+_LINKS: tuple[tuple[str, Any, str], ...] = (
+    ("opportunity_id", Opportunity, "opportunity"),
+    ("contract_id", Contract, "contract"),
+    ("complaint_id", Complaint, "complaint"),
+)
+
+
+async def _check_links(session: AsyncSession, follow_up: FollowUp, fields: Any) -> None:
+    """A linked opportunity, contract or complaint must exist and be the same customer's
+    (so a link never points into another customer's records, in scope or not)."""
+    for field, model, name in _LINKS:
+        if field not in fields or getattr(follow_up, field) is None:
+            continue
+        owner = await session.scalar(
+            select(model.customer_id).where(model.id == getattr(follow_up, field))
+        )
+        if owner != follow_up.customer_id:
+            raise ValidationFailed(["body", field], f"No {name} with this id for this customer.")
+
+
 async def create_follow_up(session: AsyncSession, actor: Actor, data: FollowUpCreate) -> FollowUp:
     customer = await get_customer(session, actor, data.customer_id)
     follow_up = new_follow_up(
         customer, **data.model_dump(exclude={"customer_id"}), owner_id=actor.id
     )
     _check(follow_up)
+    await _check_links(session, follow_up, data.model_fields_set)
     session.add(follow_up)
     if follow_up.status == FollowUpStatus.DONE and follow_up.occurred_at is not None:
         await note_follow_up_done(session, customer, follow_up.occurred_at)
@@ -153,6 +178,7 @@ async def update_follow_up(
     for field, value in sent.items():
         setattr(follow_up, field, value)
     _check(follow_up)
+    await _check_links(session, follow_up, sent)
     if not session.is_modified(follow_up):
         return follow_up
     await session.flush()
