@@ -15,7 +15,7 @@ from sqlalchemy import select
 from alembic import command
 from app.db import Database
 from app.migrations import alembic_config
-from app.models.contracts import ContractStatus, Payment
+from app.models.contracts import Contract, ContractStatus, Payment
 from app.models.customers import FollowUp
 from app.models.pipeline import Opportunity, Stage
 from app.models.platform import StateChange
@@ -52,9 +52,13 @@ async def _scopes(database: Database) -> Scopes:
         )
 
 
-async def _move(client: httpx.AsyncClient, who: Person, opp_id: object) -> None:
+async def _move(
+    client: httpx.AsyncClient, who: Person, opp_id: object, to: str = "contacted"
+) -> None:
+    # A move back to lead needs a note.
+    body = {"to": to} if to != "lead" else {"to": to, "note": "Not yet."}
     moved = await client.post(
-        f"{API}/opportunities/{opp_id}/transitions", json={"to": "contacted"}, headers=who.headers
+        f"{API}/opportunities/{opp_id}/transitions", json=body, headers=who.headers
     )
     assert moved.status_code == 200, moved.text
 
@@ -80,15 +84,23 @@ async def _listed(client: httpx.AsyncClient, who: Person) -> list[str]:
     return [item["id"] for item in answer.json()["items"]]
 
 
+async def _paid_and_moved(
+    client: httpx.AsyncClient, database: Database, rep: Person
+) -> tuple[Contract, Opportunity]:
+    """A signed contract of the rep's with a payment, and a lead the rep moved on."""
+    contract = await make_contract(database, rep, ContractStatus.SIGNED)
+    opp = await make_opportunity(database, rep, Stage.LEAD, needs_summary=None)
+    await _pay(client, rep, contract.id)
+    await _move(client, rep, opp.id)
+    return contract, opp
+
+
 async def test_payments_stage_changes_and_follow_ups_carry_the_scope(
     client: httpx.AsyncClient, database: Database
 ) -> None:
     org = await make_org(database)
     rep = org.north_rep
-    contract = await make_contract(database, rep, ContractStatus.SIGNED)
-    opp = await make_opportunity(database, rep, Stage.LEAD, needs_summary=None)
-    await _pay(client, rep, contract.id)
-    await _move(client, rep, opp.id)
+    contract, opp = await _paid_and_moved(client, database, rep)
     # The manager writes it; the customer's rep still owns the customer.
     await _follow_up(client, org.north_manager, opp.customer_id)
 
@@ -107,12 +119,7 @@ async def test_a_stage_change_knows_when_its_stay_began_and_whether_it_moved_on(
     rep = org.east_rep1
     opp = await make_opportunity(database, rep, Stage.LEAD, needs_summary=None)
     await _move(client, rep, opp.id)  # to contacted
-    back = await client.post(
-        f"{API}/opportunities/{opp.id}/transitions",
-        json={"to": "lead", "note": "Not yet."},
-        headers=rep.headers,
-    )
-    assert back.status_code == 200, back.text
+    await _move(client, rep, opp.id, "lead")
     await _move(client, rep, opp.id)  # to contacted again
     first, second, third = await _stays(database, opp.id)
     # (from_state_at, at, next_state_at): lead began at creation, contacted with the first
@@ -183,16 +190,8 @@ async def test_the_migrations_fill_in_rows_written_before_them(
 ) -> None:
     org = await make_org(database)
     rep = org.east_rep2
-    contract = await make_contract(database, rep, ContractStatus.SIGNED)
-    opp = await make_opportunity(database, rep, Stage.LEAD, needs_summary=None)
-    await _pay(client, rep, contract.id)
-    await _move(client, rep, opp.id)
-    back = await client.post(
-        f"{API}/opportunities/{opp.id}/transitions",
-        json={"to": "lead", "note": "Not yet."},
-        headers=rep.headers,
-    )
-    assert back.status_code == 200, back.text
+    contract, opp = await _paid_and_moved(client, database, rep)
+    await _move(client, rep, opp.id, "lead")
     await _move(client, rep, opp.id)
     await _follow_up(client, rep, opp.customer_id)
     stays = await _stays(database, opp.id)
