@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 from pydantic import ConfigDict, field_validator
-from sqlalchemy import JSON, BigInteger, Integer
+from sqlalchemy import JSON, BigInteger, Index, Integer, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import declared_attr
 from sqlmodel import Field, SQLModel
@@ -25,6 +25,30 @@ SQLModel.metadata.naming_convention = {
 JSONType = JSON().with_variant(JSONB(), "postgresql")
 # SQLite only auto-numbers a column declared exactly INTEGER PRIMARY KEY.
 SerialType = BigInteger().with_variant(Integer(), "sqlite")
+
+
+# Where the scope column goes among an index's columns (see scoped_indexes).
+SCOPE = "{scope}_id"
+
+
+def scoped_indexes(
+    table: str, name: str, *columns: str, where: str | None = None
+) -> tuple[Index, Index]:
+    """The same index led by the region and by the owner, ``ix_<table>_region_<name>`` and
+    ``ix_<table>_owner_<name>``: lists and reports read one region's or one rep's rows.
+
+    The scope column comes first unless ``SCOPE`` marks its place in ``columns``; ``where``
+    makes both indexes partial on PostgreSQL and SQLite alike."""
+    if SCOPE not in columns:
+        columns = (SCOPE, *columns)
+    partial = {}
+    if where is not None:
+        partial = {"postgresql_where": text(where), "sqlite_where": text(where)}
+    region, owner = (
+        Index(f"ix_{table}_{scope}_{name}", *(c.format(scope=scope) for c in columns), **partial)
+        for scope in ("region", "owner")
+    )
+    return region, owner
 
 
 class RecordBase(SQLModel):

@@ -12,7 +12,7 @@ from pydantic import StrictInt
 from sqlalchemy import Index, String, Text
 from sqlmodel import Field, SQLModel
 
-from app.models.base import InputSchema, ReadSchema, RecordBase, ResourceRead
+from app.models.base import InputSchema, ReadSchema, RecordBase, ResourceRead, scoped_indexes
 from app.models.types import Timestamp, UTCDateTime, utcnow
 
 
@@ -62,18 +62,15 @@ class Complaint(RecordBase, table=True):
 
     __tablename__ = "complaints"
     __table_args__ = (
-        Index("ix_complaints_owner_created", "owner_id", "created_at", "id"),
-        Index("ix_complaints_region_created", "region_id", "created_at", "id"),
+        *scoped_indexes("complaints", "created", "created_at", "id"),
         Index("ix_complaints_customer", "customer_id"),
         Index("ix_complaints_assignee", "assignee_id"),
         Index("ix_complaints_status", "status"),
         Index("ix_complaints_acknowledge_due_at", "acknowledge_due_at"),
         Index("ix_complaints_resolve_due_at", "resolve_due_at"),
         # Reports (migration 0006): received and closed in a period.
-        Index("ix_complaints_region_received", "region_id", "received_at"),
-        Index("ix_complaints_owner_received", "owner_id", "received_at"),
-        Index("ix_complaints_region_closed", "region_id", "closed_at"),
-        Index("ix_complaints_owner_closed", "owner_id", "closed_at"),
+        *scoped_indexes("complaints", "received", "received_at"),
+        *scoped_indexes("complaints", "closed", "closed_at"),
     )
 
     customer_id: uuid.UUID = Field(foreign_key="customers.id")

@@ -11,7 +11,7 @@ import pydantic
 from sqlalchemy import Index, Integer, Numeric, String, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from app.models.base import InputSchema, ReadSchema, RecordBase, ResourceRead
+from app.models.base import InputSchema, ReadSchema, RecordBase, ResourceRead, scoped_indexes
 from app.models.types import Day, Money, MoneyType, UTCDateTime
 
 
@@ -65,22 +65,11 @@ class ContractCounter(SQLModel, table=True):
 class Contract(RecordBase, table=True):
     __tablename__ = "contracts"
     __table_args__ = (
-        Index("ix_contracts_owner_created", "owner_id", "created_at", "id"),
-        Index("ix_contracts_region_created", "region_id", "created_at", "id"),
+        *scoped_indexes("contracts", "created", "created_at", "id"),
         Index("ix_contracts_status_due", "status", "review_due_at"),
         # Reports (migration 0006): revenue and new customers by signing time, from the index
         # alone; each customer's first contract.
-        Index(
-            "ix_contracts_region_signed",
-            "region_id",
-            "signed_at",
-            "status",
-            "amount",
-            "customer_id",
-        ),
-        Index(
-            "ix_contracts_owner_signed", "owner_id", "signed_at", "status", "amount", "customer_id"
-        ),
+        *scoped_indexes("contracts", "signed", "signed_at", "status", "amount", "customer_id"),
         Index("ix_contracts_customer_signed", "customer_id", "signed_at", "status"),
     )
 
@@ -156,8 +145,7 @@ class Payment(RecordBase, table=True):
         Index("ix_payments_contract_created", "contract_id", "created_at", "id"),
         # Reports (migration 0008): a region's or a rep's payments in a period, read from the
         # index alone.
-        Index("ix_payments_region_received", "region_id", "received_on", "amount"),
-        Index("ix_payments_owner_received", "owner_id", "received_on", "amount"),
+        *scoped_indexes("payments", "received", "received_on", "amount"),
     )
 
     contract_id: uuid.UUID = Field(foreign_key="contracts.id")

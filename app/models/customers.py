@@ -11,7 +11,7 @@ from pydantic import EmailStr, StrictBool, StrictInt
 from sqlalchemy import Index, String, Text, text
 from sqlmodel import Field
 
-from app.models.base import InputSchema, RecordBase, ResourceRead
+from app.models.base import InputSchema, RecordBase, ResourceRead, scoped_indexes
 from app.models.types import Timestamp, UTCDateTime
 
 
@@ -70,21 +70,11 @@ class Customer(RecordBase, table=True):
             sqlite_where=text("deleted_at IS NULL AND phone_key IS NOT NULL"),
             postgresql_where=text("deleted_at IS NULL AND phone_key IS NOT NULL"),
         ),
-        Index("ix_customers_owner_created", "owner_id", "created_at", "id"),
-        Index("ix_customers_region_created", "region_id", "created_at", "id"),
+        *scoped_indexes("customers", "created", "created_at", "id"),
         Index("ix_customers_follow_up_due_at", "follow_up_due_at"),
         # Migration 0009: a rep's or a region's search reads the page's ids from the index.
-        *(
-            Index(
-                f"ix_customers_{scope}_search",
-                f"{scope}_id",
-                "created_at",
-                "id",
-                "name_key",
-                postgresql_where=text("deleted_at IS NULL"),
-                sqlite_where=text("deleted_at IS NULL"),
-            )
-            for scope in ("owner", "region")
+        *scoped_indexes(
+            "customers", "search", "created_at", "id", "name_key", where="deleted_at IS NULL"
         ),
         # Migration 0009: the few deleted customers, whose follow-ups lists leave out.
         Index(

@@ -13,7 +13,7 @@ from pydantic import StrictBool, StrictInt
 from sqlalchemy import Index, String, Text, text
 from sqlmodel import Field
 
-from app.models.base import InputSchema, RecordBase, ResourceRead
+from app.models.base import InputSchema, RecordBase, ResourceRead, scoped_indexes
 from app.models.types import Day, Money, MoneyType, Timestamp, UTCDateTime
 
 
@@ -95,51 +95,25 @@ class ProductRead(ResourceRead):
 class Opportunity(RecordBase, table=True):
     __tablename__ = "opportunities"
     __table_args__ = (
-        Index("ix_opportunities_owner_created", "owner_id", "created_at", "id"),
-        Index("ix_opportunities_region_created", "region_id", "created_at", "id"),
+        *scoped_indexes("opportunities", "created", "created_at", "id"),
         Index("ix_opportunities_customer", "customer_id"),
         Index("ix_opportunities_stage", "stage"),
-        # Reports (migration 0006): won and lost, the open pipeline, the funnel's scope.
-        Index("ix_opportunities_region_closed", "region_id", "closed_at"),
-        Index("ix_opportunities_owner_closed", "owner_id", "closed_at"),
-        # With what the funnel and the pipeline figures read (migration 0008), so they are
-        # answered from the index alone.
-        Index(
-            "ix_opportunities_region_won", "region_id", "won_at", "stage", "amount", "deleted_at"
-        ),
-        Index("ix_opportunities_owner_won", "owner_id", "won_at", "stage", "amount", "deleted_at"),
-        Index(
-            "ix_opportunities_region_open",
-            "region_id",
+        # Reports (migration 0006): won and lost, the open pipeline, the funnel's scope;
+        # migration 0008 made the won and open ones carry what the funnel and the pipeline
+        # figures read, so they are answered from the index alone.
+        *scoped_indexes("opportunities", "closed", "closed_at"),
+        *scoped_indexes("opportunities", "won", "won_at", "stage", "amount", "deleted_at"),
+        *scoped_indexes(
+            "opportunities",
+            "open",
             "expected_close_date",
             "stage",
             "amount",
             "probability",
-            postgresql_where=text(
-                "deleted_at IS NULL AND stage IN "
-                "('lead', 'contacted', 'needs_analysis', 'proposal', 'negotiation')"
-            ),
-            sqlite_where=text(
-                "deleted_at IS NULL AND stage IN "
-                "('lead', 'contacted', 'needs_analysis', 'proposal', 'negotiation')"
-            ),
+            where="deleted_at IS NULL AND stage IN "
+            "('lead', 'contacted', 'needs_analysis', 'proposal', 'negotiation')",
         ),
-        Index(
-            "ix_opportunities_owner_open",
-            "owner_id",
-            "expected_close_date",
-            "stage",
-            "amount",
-            "probability",
-            postgresql_where=text(
-                "deleted_at IS NULL AND stage IN "
-                "('lead', 'contacted', 'needs_analysis', 'proposal', 'negotiation')"
-            ),
-            sqlite_where=text(
-                "deleted_at IS NULL AND stage IN "
-                "('lead', 'contacted', 'needs_analysis', 'proposal', 'negotiation')"
-            ),
-        ),
+        *scoped_indexes("opportunities", "live", "created_at", "id", where="deleted_at IS NULL"),
         # The few deleted ones, which the funnel leaves out of the scope's stage changes.
         Index(
             "ix_opportunities_deleted",
@@ -148,22 +122,6 @@ class Opportunity(RecordBase, table=True):
             "id",
             postgresql_where=text("deleted_at IS NOT NULL"),
             sqlite_where=text("deleted_at IS NOT NULL"),
-        ),
-        Index(
-            "ix_opportunities_region_live",
-            "region_id",
-            "created_at",
-            "id",
-            postgresql_where=text("deleted_at IS NULL"),
-            sqlite_where=text("deleted_at IS NULL"),
-        ),
-        Index(
-            "ix_opportunities_owner_live",
-            "owner_id",
-            "created_at",
-            "id",
-            postgresql_where=text("deleted_at IS NULL"),
-            sqlite_where=text("deleted_at IS NULL"),
         ),
     )
 

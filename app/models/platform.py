@@ -10,7 +10,7 @@ import pydantic
 from sqlalchemy import Column, Index, LargeBinary, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from app.models.base import JSONType, ReadSchema, SerialType
+from app.models.base import SCOPE, JSONType, ReadSchema, SerialType, scoped_indexes
 from app.models.types import UTCDateTime, utcnow
 
 
@@ -108,14 +108,10 @@ class StateChange(SQLModel, table=True):
         Index("ix_state_changes_type_at", "entity_type", "at", "entity_id"),
         # Migration 0008: a region's or a rep's changes in a period (the funnel).
         # They carry what the funnel reads, so it reads them alone.
-        Index(
-            "ix_state_changes_region_at",
-            *("entity_type", "region_id", "at", "entity_id"),
-            *("from_state", "to_state", "from_state_at", "next_state_at"),
-        ),
-        Index(
-            "ix_state_changes_owner_at",
-            *("entity_type", "owner_id", "at", "entity_id"),
+        *scoped_indexes(
+            "state_changes",
+            "at",
+            *("entity_type", SCOPE, "at", "entity_id"),
             *("from_state", "to_state", "from_state_at", "next_state_at"),
         ),
         Index(
