@@ -17,7 +17,7 @@ from app.models.platform import StateChange
 from app.models.types import CENT, Money
 from app.periods import Period
 from app.services import department
-from app.services.performance import (
+from app.services.figures import (
     Group,
     Scope,
     _money,
@@ -25,8 +25,8 @@ from app.services.performance import (
     _within,
     collected_payments,
     ratio,
-    standings,
 )
+from app.services.performance import standings
 from app.services.sql import days_between, for_reports, month_of
 
 
