@@ -621,7 +621,7 @@ async def _explain(
     slow = [s for s, t in per_statement.items() if sum(t) / runs >= 10]
     for statement in sorted(slow, key=lambda k: -sum(per_statement[k])):
         async with database.engine.begin() as conn:
-            await conn.exec_driver_sql(REPORT_SETTINGS)
+            await conn.exec_driver_sql(REPORT_SETTINGS.text)
             plan = await conn.exec_driver_sql(
                 f"EXPLAIN (ANALYZE, BUFFERS) {statement}", clock.parameters[statement]
             )

@@ -14,7 +14,7 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, or_, select, update
+from sqlalchemy import BindParameter, ColumnElement, and_, or_, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
@@ -56,8 +56,9 @@ def breaches(complaint: Complaint, now: datetime) -> list[str]:
     return late
 
 
-def breached_clause(now: datetime) -> ColumnElement[bool]:
-    """``breaches(...) != []`` as SQL, so ``?breached=true`` and the sweep filter in the query."""
+def breached_clause(now: datetime | BindParameter[datetime]) -> ColumnElement[bool]:
+    """``breaches(...) != []`` as SQL, so ``?breached=true`` and the sweep filter in the query
+    (``now`` may be a bound parameter, for statements built once)."""
     # Every term is true or false, never NULL, so ``NOT`` of it (breached=false) is exact too.
     return or_(
         and_(Complaint.acknowledged_at.is_(None), Complaint.acknowledge_due_at < now),

@@ -6,6 +6,11 @@ Every figure is computed for a group of scopes of one kind at once (``GROUP BY``
 the region), over index ranges of the period; periods are local to the department's time
 zone. Each actual is one pass over the period, the period before and the same period a year
 before (conditional sums).
+
+Each statement is built once per shape (the kind of scope, how many periods, the dialect) with
+the scopes, the periods' bounds and the time as bound parameters, and executed with their
+values: building a dozen ``CASE`` expressions and their cache keys anew on every request was
+most of a summary's CPU (bench/README.md). The SQL sent is the same as when built with values.
 """
 
 from __future__ import annotations
@@ -14,9 +19,10 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, case, func, or_, select, true
+from sqlalchemy import ColumnElement, Select, and_, bindparam, case, func, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -28,7 +34,7 @@ from app.models.pipeline import OPEN_STAGES, STAGE_PROBABILITY, Opportunity, Sta
 from app.models.types import CENT, utcnow
 from app.periods import Period
 from app.services.complaint_sla import breached_clause
-from app.services.sql import days_between
+from app.services.sql import days_between_sql, dialect_of
 
 NOT_SIGNED_REVENUE = (ContractStatus.CANCELLED, ContractStatus.TERMINATED)
 
@@ -45,11 +51,34 @@ class Scope:
     id: uuid.UUID | None = None
 
     def clause(self, owner: Any, region: Any) -> ColumnElement[bool]:
-        if self.kind == TargetScope.REGION:
-            return region == self.id
-        if self.kind == TargetScope.REP:
-            return owner == self.id
-        return true()
+        column = _scope_column(self.kind, owner, region)
+        return true() if column is None else column == self.id
+
+
+SCOPE_IDS = "scope_ids"
+"""The bound parameter that takes a group's ids."""
+
+
+def _scope_column(kind: TargetScope, owner: Any, region: Any) -> Any:
+    """The column that tells scopes of ``kind`` apart; None for the company."""
+    if kind == TargetScope.REGION:
+        return region
+    if kind == TargetScope.REP:
+        return owner
+    return None
+
+
+def _per_scope(kind: TargetScope, stmt: Select[Any], owner: Any, region: Any) -> Select[Any]:
+    """``stmt`` limited to the scopes bound as ``scope_ids`` and grouped by scope, the scope's
+    id its last column; the company's as it is (one row over everything)."""
+    column = _scope_column(kind, owner, region)
+    if column is None:
+        return stmt
+    return (
+        stmt.where(column.in_(bindparam(SCOPE_IDS, expanding=True)))
+        .add_columns(column)
+        .group_by(column)
+    )
 
 
 @dataclass(frozen=True)
@@ -68,19 +97,10 @@ class Group:
     def keys(self) -> list[Key]:
         return [None] if self.kind == TargetScope.COMPANY else list(self.ids)
 
-    def column(self, owner: Any, region: Any) -> Any:
-        """The column that tells the scopes apart; None for the company."""
-        if self.kind == TargetScope.REGION:
-            return region
-        if self.kind == TargetScope.REP:
-            return owner
-        return None
-
-    def clause(self, owner: Any, region: Any) -> ColumnElement[bool]:
-        column = self.column(owner, region)
-        if column is None:
-            return true()
-        return column == self.ids[0] if len(self.ids) == 1 else column.in_(self.ids)
+    @property
+    def params(self) -> dict[str, Any]:
+        """The values of the bound parameters ``_per_scope`` adds."""
+        return {} if self.kind == TargetScope.COMPANY else {SCOPE_IDS: list(self.ids)}
 
 
 def ratio(part: Decimal | int | None, whole: Decimal | int | None) -> float | None:
@@ -102,47 +122,47 @@ def _within(column: Any, start: Any, end: Any) -> ColumnElement[bool]:
     return and_(column >= start, column < end)
 
 
-def _in_periods(
-    column: Any, bounds: Sequence[tuple[Any, Any]]
-) -> tuple[list[ColumnElement[bool]], ColumnElement[bool]]:
-    """Each period's condition, and a condition for a row in any of them that also bounds
-    the column by the whole span, so an index on (scope, column) is read over that span only
+def _in_periods(column: Any, count: int) -> tuple[list[ColumnElement[bool]], ColumnElement[bool]]:
+    """Each of ``count`` periods' condition (bound as ``start_<i>`` and ``end_<i>``), and a
+    condition for a row in any of them that also bounds the column by their whole span
+    (``span_start``, ``span_end``), so an index on (scope, column) is read over that span only
     rather than over all the scope's rows (PostgreSQL takes no range from an OR)."""
-    ranges = [_within(column, start, end) for start, end in bounds]
-    span = _within(column, min(b[0] for b in bounds), max(b[1] for b in bounds))
+    ranges = [_within(column, bindparam(f"start_{i}"), bindparam(f"end_{i}")) for i in range(count)]
+    span = _within(column, bindparam("span_start"), bindparam("span_end"))
     return ranges, and_(span, or_(*ranges))
 
 
+def _period_params(bounds: Sequence[tuple[Any, Any]]) -> dict[str, Any]:
+    """The values of ``_in_periods``' parameters for these periods' bounds."""
+    params = {"span_start": min(b[0] for b in bounds), "span_end": max(b[1] for b in bounds)}
+    for i, (start, end) in enumerate(bounds):
+        params[f"start_{i}"], params[f"end_{i}"] = start, end
+    return params
+
+
+def _period_bounds() -> tuple[Any, Any]:
+    """One period's bounds as the bound parameters ``start`` and ``end``."""
+    return bindparam("start"), bindparam("end")
+
+
 async def _grouped(
-    session: AsyncSession, column: Any, stmt: Select[Any]
+    session: AsyncSession, group: Group, stmt: Select[Any], params: dict[str, Any]
 ) -> dict[Key, tuple[Any, ...]]:
-    """The aggregates of ``stmt`` per value of ``column`` (scopes without rows are missing), or
-    over all its rows under the key None when there is no column."""
-    if column is None:
-        return {None: tuple((await session.execute(stmt)).one())}
-    rows = (await session.execute(stmt.add_columns(column).group_by(column))).all()
-    return {row[-1]: tuple(row[:-1]) for row in rows}
+    """The aggregates of a ``_per_scope`` statement per scope of ``group`` (scopes without rows
+    are missing), or over all its rows under the key None for the company."""
+    result = await session.execute(stmt, {**group.params, **params})
+    if group.kind == TargetScope.COMPANY:
+        return {None: tuple(result.one())}
+    return {row[-1]: tuple(row[:-1]) for row in result.all()}
 
 
 Actuals = dict[Key, list[Decimal]]
 """Per scope, one actual per period asked for, in that order."""
 
 
-async def contract_actuals(
-    session: AsyncSession,
-    group: Group,
-    periods: Sequence[Period],
-    zone: str,
-    *,
-    count_new_customers: bool = True,
-) -> tuple[Actuals, Actuals]:
-    """Signed revenue and new customers, from one pass over the contracts signed in the periods.
-
-    Signed revenue: contracts by signing date, not cancelled or terminated. New customers:
-    customers whose first signed contract that was not cancelled was signed in the period,
-    counted where the contracts signed at that first instant belong (the index on customer and
-    signing time finds each customer's first in a step)."""
-    ranges, in_any = _in_periods(Contract.signed_at, [p.utc_bounds(zone) for p in periods])
+@cache
+def _contract_statement(kind: TargetScope, periods: int, count_new_customers: bool) -> Select[Any]:
+    ranges, in_any = _in_periods(Contract.signed_at, periods)
     revenue = Contract.status.not_in(NOT_SIGNED_REVENUE)
     columns = [func.sum(case((and_(r, revenue), Contract.amount))) for r in ranges]
     if count_new_customers:
@@ -159,9 +179,27 @@ async def contract_actuals(
         columns += [
             func.count(case((and_(r, Contract.signed_at == first_signed), 1))) for r in ranges
         ]
-    stmt = select(*columns).where(group.clause(Contract.owner_id, Contract.region_id), in_any)
-    rows = await _grouped(session, group.column(Contract.owner_id, Contract.region_id), stmt)
-    n = len(ranges)
+    return _per_scope(kind, select(*columns).where(in_any), Contract.owner_id, Contract.region_id)
+
+
+async def contract_actuals(
+    session: AsyncSession,
+    group: Group,
+    periods: Sequence[Period],
+    zone: str,
+    *,
+    count_new_customers: bool = True,
+) -> tuple[Actuals, Actuals]:
+    """Signed revenue and new customers, from one pass over the contracts signed in the periods.
+
+    Signed revenue: contracts by signing date, not cancelled or terminated. New customers:
+    customers whose first signed contract that was not cancelled was signed in the period,
+    counted where the contracts signed at that first instant belong (the index on customer and
+    signing time finds each customer's first in a step)."""
+    stmt = _contract_statement(group.kind, len(periods), count_new_customers)
+    bounds = [p.utc_bounds(zone) for p in periods]
+    rows = await _grouped(session, group, stmt, _period_params(bounds))
+    n = len(periods)
     return (
         {key: [_money(v) for v in values[:n]] for key, values in rows.items()},
         {key: [Decimal(v or 0) for v in values[n:]] for key, values in rows.items()},
@@ -181,29 +219,38 @@ async def new_customers(
     return (await contract_actuals(session, group, periods, zone))[1]
 
 
+@cache
+def _payment_statement(kind: TargetScope, periods: int) -> Select[Any]:
+    ranges, in_any = _in_periods(Payment.received_on, periods)
+    stmt = select(*(func.sum(case((r, Payment.amount))) for r in ranges)).where(in_any)
+    return _per_scope(kind, stmt, Payment.owner_id, Payment.region_id)
+
+
 async def collected_payments(
     session: AsyncSession, group: Group, periods: Sequence[Period], zone: str
 ) -> Actuals:
     """Payments by receipt date (a local date already: ``zone`` is not needed)."""
-    ranges, in_any = _in_periods(Payment.received_on, [(p.start, p.end) for p in periods])
-    stmt = select(*(func.sum(case((r, Payment.amount))) for r in ranges)).where(
-        in_any, group.clause(Payment.owner_id, Payment.region_id)
-    )
-    rows = await _grouped(session, group.column(Payment.owner_id, Payment.region_id), stmt)
+    stmt = _payment_statement(group.kind, len(periods))
+    params = _period_params([(p.start, p.end) for p in periods])
+    rows = await _grouped(session, group, stmt, params)
     return {key: [_money(v) for v in values] for key, values in rows.items()}
+
+
+@cache
+def _target_statement(kind: TargetScope) -> Select[Any]:
+    stmt = select(Target.scope_id, Target.metric, Target.value).where(
+        Target.period == bindparam("period"), Target.scope == kind
+    )
+    if kind == TargetScope.COMPANY:
+        return stmt.where(Target.scope_id.is_(None))
+    return stmt.where(Target.scope_id.in_(bindparam(SCOPE_IDS, expanding=True)))
 
 
 async def targets(
     session: AsyncSession, group: Group, period: Period
 ) -> dict[tuple[Key, Metric], Decimal]:
-    stmt = select(Target.scope_id, Target.metric, Target.value).where(
-        Target.period == period.label, Target.scope == group.kind
-    )
-    if group.kind == TargetScope.COMPANY:
-        stmt = stmt.where(Target.scope_id.is_(None))
-    else:
-        stmt = stmt.where(Target.scope_id.in_(group.ids))
-    rows = (await session.execute(stmt)).all()
+    stmt = _target_statement(group.kind)
+    rows = (await session.execute(stmt, {**group.params, "period": period.label})).all()
     return {(scope_id, Metric(metric)): _money(value) for scope_id, metric, value in rows}
 
 
@@ -214,23 +261,49 @@ def _probability() -> Any:
     return func.coalesce(Opportunity.probability, default)
 
 
-async def _pipeline(
-    session: AsyncSession, group: Group, period: Period
-) -> dict[Key, tuple[Decimal, Decimal]]:
+@cache
+def _pipeline_statement(kind: TargetScope) -> Select[Any]:
+    start, end = _period_bounds()
     stmt = select(
         func.sum(Opportunity.amount), func.sum(Opportunity.amount * _probability())
     ).where(
-        group.clause(Opportunity.owner_id, Opportunity.region_id),
         Opportunity.deleted_at.is_(None),
         Opportunity.stage.in_(OPEN_STAGES),
-        Opportunity.expected_close_date >= period.start,
-        Opportunity.expected_close_date < period.end,
+        Opportunity.expected_close_date >= start,
+        Opportunity.expected_close_date < end,
     )
-    rows = await _grouped(session, group.column(Opportunity.owner_id, Opportunity.region_id), stmt)
+    return _per_scope(kind, stmt, Opportunity.owner_id, Opportunity.region_id)
+
+
+async def _pipeline(
+    session: AsyncSession, group: Group, period: Period
+) -> dict[Key, tuple[Decimal, Decimal]]:
+    stmt = _pipeline_statement(group.kind)
+    rows = await _grouped(session, group, stmt, {"start": period.start, "end": period.end})
     return {
         key: (_money(amount), _money(Decimal(str(weighted or 0)) / 100))
         for key, (amount, weighted) in rows.items()
     }
+
+
+@cache
+def _won_lost_statement(kind: TargetScope, dialect: str) -> Select[Any]:
+    start, end = _period_bounds()
+    won_flag = case((Opportunity.stage == Stage.WON, 1), else_=0)
+    cycle = case(
+        (
+            Opportunity.stage == Stage.WON,
+            days_between_sql(dialect, Opportunity.created_at, Opportunity.won_at),
+        ),
+        else_=None,
+    )
+    stmt = select(func.sum(won_flag), func.count(), func.avg(cycle)).where(
+        Opportunity.deleted_at.is_(None),
+        Opportunity.closed_at >= start,
+        Opportunity.closed_at < end,
+        Opportunity.stage.in_((Stage.WON, Stage.LOST)),
+    )
+    return _per_scope(kind, stmt, Opportunity.owner_id, Opportunity.region_id)
 
 
 async def won_lost(
@@ -238,22 +311,8 @@ async def won_lost(
 ) -> dict[Key, tuple[int, int, float | None]]:
     """Opportunities won and lost in the period, and the mean days from creation to a win."""
     start, end = period.utc_bounds(zone)
-    won_flag = case((Opportunity.stage == Stage.WON, 1), else_=0)
-    cycle = case(
-        (
-            Opportunity.stage == Stage.WON,
-            days_between(session, Opportunity.created_at, Opportunity.won_at),
-        ),
-        else_=None,
-    )
-    stmt = select(func.sum(won_flag), func.count(), func.avg(cycle)).where(
-        group.clause(Opportunity.owner_id, Opportunity.region_id),
-        Opportunity.deleted_at.is_(None),
-        Opportunity.closed_at >= start,
-        Opportunity.closed_at < end,
-        Opportunity.stage.in_((Stage.WON, Stage.LOST)),
-    )
-    rows = await _grouped(session, group.column(Opportunity.owner_id, Opportunity.region_id), stmt)
+    stmt = _won_lost_statement(group.kind, dialect_of(session))
+    rows = await _grouped(session, group, stmt, {"start": start, "end": end})
     figures = {}
     for key, (won_count, closed, days) in rows.items():
         won = int(won_count or 0)
@@ -265,49 +324,67 @@ async def won_lost(
     return figures
 
 
+@cache
+def _satisfaction_statements(kind: TargetScope) -> tuple[Select[Any], Select[Any]]:
+    """Return visits' and closed complaints' sums and counts of scores."""
+    start, end = _period_bounds()
+    visits = select(func.sum(FollowUp.satisfaction), func.count(FollowUp.satisfaction)).where(
+        FollowUp.kind == FollowUpKind.RETURN_VISIT,
+        FollowUp.status == FollowUpStatus.DONE,
+        FollowUp.satisfaction.is_not(None),
+        _within(FollowUp.occurred_at, start, end),
+    )
+    complaints = select(func.sum(Complaint.satisfaction), func.count(Complaint.satisfaction)).where(
+        Complaint.status == ComplaintStatus.CLOSED,
+        Complaint.satisfaction.is_not(None),
+        _within(Complaint.closed_at, start, end),
+    )
+    return (
+        # The customer's owner and region, as copied onto each follow-up.
+        _per_scope(kind, visits, FollowUp.customer_owner_id, FollowUp.customer_region_id),
+        _per_scope(kind, complaints, Complaint.owner_id, Complaint.region_id),
+    )
+
+
 async def satisfaction(
     session: AsyncSession, group: Group, period: Period, zone: str
 ) -> dict[Key, float | None]:
     """The mean score of return visits (scoped by their customer) and closed complaints in the
     period."""
     start, end = period.utc_bounds(zone)
-    visits = select(func.sum(FollowUp.satisfaction), func.count(FollowUp.satisfaction)).where(
-        FollowUp.kind == FollowUpKind.RETURN_VISIT,
-        FollowUp.status == FollowUpStatus.DONE,
-        FollowUp.satisfaction.is_not(None),
-        _within(FollowUp.occurred_at, start, end),
-        # The customer's owner and region, as copied onto each follow-up.
-        group.clause(FollowUp.customer_owner_id, FollowUp.customer_region_id),
-    )
-    complaints = select(func.sum(Complaint.satisfaction), func.count(Complaint.satisfaction)).where(
-        group.clause(Complaint.owner_id, Complaint.region_id),
-        Complaint.status == ComplaintStatus.CLOSED,
-        Complaint.satisfaction.is_not(None),
-        _within(Complaint.closed_at, start, end),
-    )
     totals: dict[Key, list[int]] = {}
-    for column, stmt in (
-        (group.column(FollowUp.customer_owner_id, FollowUp.customer_region_id), visits),
-        (group.column(Complaint.owner_id, Complaint.region_id), complaints),
-    ):
-        for key, (score, count) in (await _grouped(session, column, stmt)).items():
+    for stmt in _satisfaction_statements(group.kind):
+        rows = await _grouped(session, group, stmt, {"start": start, "end": end})
+        for key, (score, count) in rows.items():
             total = totals.setdefault(key, [0, 0])
             total[0] += int(score or 0)
             total[1] += int(count or 0)
     return {key: None if n == 0 else round(score / n, 4) for key, (score, n) in totals.items()}
 
 
+@cache
+def _complaint_statement(kind: TargetScope) -> Select[Any]:
+    start, end = _period_bounds()
+    breached = case((breached_clause(bindparam("now")), 1), else_=0)
+    stmt = select(func.count(), func.sum(breached)).where(
+        _within(Complaint.received_at, start, end)
+    )
+    return _per_scope(kind, stmt, Complaint.owner_id, Complaint.region_id)
+
+
 async def _complaints(
     session: AsyncSession, group: Group, period: Period, zone: str
 ) -> dict[Key, tuple[int, int]]:
     start, end = period.utc_bounds(zone)
-    breached = case((breached_clause(utcnow()), 1), else_=0)
-    stmt = select(func.count(), func.sum(breached)).where(
-        group.clause(Complaint.owner_id, Complaint.region_id),
-        _within(Complaint.received_at, start, end),
-    )
-    rows = await _grouped(session, group.column(Complaint.owner_id, Complaint.region_id), stmt)
+    params = {"start": start, "end": end, "now": utcnow()}
+    rows = await _grouped(session, group, _complaint_statement(group.kind), params)
     return {key: (int(count or 0), int(late or 0)) for key, (count, late) in rows.items()}
+
+
+@cache
+def _market_size_statement(kind: TargetScope) -> Select[Any]:
+    stmt = select(func.sum(MarketSize.value)).where(MarketSize.period == bindparam("period"))
+    return _per_scope(kind, stmt, None, MarketSize.region_id)
 
 
 async def market_sizes(session: AsyncSession, group: Group, period: Period) -> dict[Key, Any]:
@@ -315,8 +392,6 @@ async def market_sizes(session: AsyncSession, group: Group, period: Period) -> d
     none."""
     if group.kind == TargetScope.REP:
         return {}
-    stmt = select(func.sum(MarketSize.value)).where(
-        MarketSize.period == period.label, group.clause(None, MarketSize.region_id)
-    )
-    rows = await _grouped(session, group.column(None, MarketSize.region_id), stmt)
+    stmt = _market_size_statement(group.kind)
+    rows = await _grouped(session, group, stmt, {"period": period.label})
     return {key: size for key, (size,) in rows.items()}

@@ -8,20 +8,26 @@ from sqlalchemy import ColumnElement, Select, any_, func, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 
-def _dialect(session: AsyncSession) -> str:
+def dialect_of(session: AsyncSession) -> str:
     return session.get_bind().dialect.name
 
 
-def days_between(session: AsyncSession, start: Any, end: Any) -> Any:
-    """``end - start`` in (fractional) days."""
-    if _dialect(session) == "sqlite":
+def days_between_sql(dialect: str, start: Any, end: Any) -> Any:
+    """``end - start`` in (fractional) days, in ``dialect``'s SQL (for statements built once
+    per dialect)."""
+    if dialect == "sqlite":
         return func.julianday(end) - func.julianday(start)
     return func.extract("epoch", end - start) / 86400
 
 
+def days_between(session: AsyncSession, start: Any, end: Any) -> Any:
+    """``end - start`` in (fractional) days."""
+    return days_between_sql(dialect_of(session), start, end)
+
+
 def month_of(session: AsyncSession, day: Any) -> Any:
     """A date column's month as ``YYYY-MM``."""
-    if _dialect(session) == "sqlite":
+    if dialect_of(session) == "sqlite":
         return func.strftime("%Y-%m", day)
     return func.to_char(day, "YYYY-MM")
 
@@ -33,12 +39,14 @@ def among(session: AsyncSession, column: Any, values: Select[Any]) -> ColumnElem
     and an estimate a few times too high makes it scan the whole big table; ``= ANY(ARRAY(…))``
     runs the subquery first and looks each value up in the index. SQLite always looks up.
     """
-    if _dialect(session) == "sqlite":
+    if dialect_of(session) == "sqlite":
         return column.in_(values)
     return column == any_(func.array(values.scalar_subquery()))
 
 
-REPORT_SETTINGS = "SELECT set_config('jit', 'off', true), set_config('work_mem', '32MB', true)"
+REPORT_SETTINGS = text(
+    "SELECT set_config('jit', 'off', true), set_config('work_mem', '32MB', true)"
+)
 
 
 async def for_reports(session: AsyncSession) -> None:
@@ -50,5 +58,5 @@ async def for_reports(session: AsyncSession) -> None:
     memory instead of spilling to temporary files. Both end with the transaction, and are
     set in one round trip.
     """
-    if _dialect(session) == "postgresql":
-        await session.execute(text(REPORT_SETTINGS))
+    if dialect_of(session) == "postgresql":
+        await session.execute(REPORT_SETTINGS)
