@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     db_ping_idle_seconds: float = Field(default=2.0, ge=0)
     # PostgreSQL's JIT compiler for this app's connections (off: see app.db.create_engine).
     db_jit: bool = False
+    # Remember callers and settings between requests, forgetting them when PostgreSQL announces
+    # a change (app.callers); SQLite never remembers.
+    remember_callers: bool = True
     idempotency_ttl_hours: int = Field(default=24, ge=1)
     webhook_retry_delays: str = "5,300,1800,7200,18000,36000,36000"
     webhook_allow_private_urls: bool = False

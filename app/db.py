@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.util import await_
 
+from app.callers import CallerCache
 from app.config import VAR_DIR, Settings
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -170,6 +171,8 @@ class Database:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self.is_sqlite = engine.dialect.name == "sqlite"
+        # Remembers nothing until app.callers.listen connects (PostgreSQL, app start-up).
+        self.callers = CallerCache(engine)
         self.reader = async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
         # PostgreSQL without BEGIN and COMMIT, for the routes marked autocommit_reads.
         self.autocommit_reader = (

@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
 from app import audit  # noqa: F401  (registers the audit hook on every session)
+from app.callers import listen
 from app.config import Settings, get_settings
 from app.db import Database, create_engine
 from app.errors import install_error_handlers
@@ -95,11 +96,17 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         if settings.run_worker:
             parse_retry_delays(settings.webhook_retry_delays)  # a bad setting stops start-up
             worker = asyncio.create_task(run_forever(app.state.database, settings, stop))
+        listener = None
+        if settings.remember_callers and not app.state.database.is_sqlite:
+            db = app.state.database
+            listener = asyncio.create_task(listen(db.callers, db.engine.url, stop))
         _freeze_start_up_objects()
         try:
             yield
         finally:
             stop.set()
+            if listener is not None:
+                await listener
             if worker is not None:
                 try:
                     await asyncio.wait_for(worker, settings.webhook_timeout_seconds + 5)

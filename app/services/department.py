@@ -171,15 +171,17 @@ _CACHE_KEY = "department_settings"
 # The last saved settings this process parsed: (version, updated_at, the process's default
 # time zone, a copy of the row's data, the parsed settings). Validating the row costs more
 # than the rest of reading it, and it changes a few times a year, while the row itself is
-# still read from the database by every request (with the caller, app.deps), so an edit made
-# by another process applies to this one's next request as before. A hit needs the version,
+# still read from the database with the caller (app.deps; between changes app.callers
+# remembers the parsed settings instead), so an edit made by another process applies to this
+# one's next request as before. A hit needs the version,
 # the time stamp and the data itself to be equal (the comparison of a small dict costs
 # microseconds), so a row changed without a new version, by hand say, is parsed again.
 # The parsed settings are shared between requests: nobody changes them in place.
 _parsed: tuple[int, datetime, str, dict[str, Any], DepartmentSettings] | None = None
 
 
-def _parse(record: SettingsRecord | None) -> DepartmentSettings:
+def parse(record: SettingsRecord | None) -> DepartmentSettings:
+    """The settings a saved row (or, without one, the defaults) stands for."""
     global _parsed
     if record is None:
         return DepartmentSettings.model_validate({})
@@ -202,9 +204,14 @@ async def load(session: AsyncSession) -> DepartmentSettings:
     """The settings in force for this request's transaction (read once per transaction)."""
     cached = session.info.get(_CACHE_KEY)
     if cached is None:
-        cached = _parse(await session.get(SettingsRecord, SETTINGS_ID))
+        cached = parse(await session.get(SettingsRecord, SETTINGS_ID))
         session.info[_CACHE_KEY] = cached
     return cached
+
+
+def use(session: AsyncSession, settings: DepartmentSettings) -> None:
+    """Make ``settings`` what ``load`` answers for this session (read with the caller)."""
+    session.info[_CACHE_KEY] = settings
 
 
 class SettingsPatch(BaseModel):
