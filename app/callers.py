@@ -100,8 +100,6 @@ _CACHES: weakref.WeakKeyDictionary[Pool, CallerCache] = weakref.WeakKeyDictionar
 
 @event.listens_for(Session, "after_flush")
 def _notice_changes(session: Session, _context: Any) -> None:
-    if session.info.get(_CHANGED):
-        return
     changed = (
         *session.new,
         *session.deleted,
@@ -113,6 +111,8 @@ def _notice_changes(session: Session, _context: Any) -> None:
     connection = session.connection()
     if connection.dialect.name == "postgresql":
         # Delivered at commit, to every listening process; never if the transaction rolls back.
+        # Sent for every such flush (PostgreSQL delivers one notice a transaction): one sent
+        # in a savepoint that rolls back is dropped with it.
         connection.execute(_NOTIFY)
 
 
