@@ -10,7 +10,6 @@ from contextlib import asynccontextmanager
 
 from asgi_correlation_id import CorrelationIdMiddleware
 from fastapi import FastAPI
-from fastapi.routing import APIRoute
 
 from app import audit  # noqa: F401  (registers the audit hook on every session)
 from app.callers import listen
@@ -38,10 +37,9 @@ from app.routers import (
     webhooks,
 )
 from app.routers import settings as settings_routes
+from app.routers.common import operation_id
 from app.webhooks.messages import parse_retry_delays
 from app.worker import run_forever
-
-API_PREFIX = "/api/v1"
 
 DESCRIPTION = """
 Salesdesk is the back end of a sales department's CRM: customers and follow-ups, the
@@ -74,11 +72,6 @@ def _freeze_start_up_objects() -> None:
     _frozen = True
     gc.collect()  # what is garbage now is freed, not frozen
     gc.freeze()
-
-
-def _operation_id(route: APIRoute) -> str:
-    # Route functions are named <domain>_<action>: that name is the operationId.
-    return route.name
 
 
 def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:
@@ -122,7 +115,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         version="1.0.0",
         description=DESCRIPTION,
         lifespan=lifespan,
-        generate_unique_id_function=_operation_id,
+        generate_unique_id_function=operation_id,
         openapi_tags=[
             {"name": "auth", "description": "Tokens and the current user."},
             {"name": "regions", "description": "Sales regions (the director manages them)."},
@@ -163,10 +156,12 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         app.state.database = database
     install_error_handlers(app)
 
-    # Each router is included in the app itself under the prefix, not through an /api/v1
-    # router of their own: FastAPI matches included routers level by level, re-checking every
-    # level's routes for changes on each request, and the extra level cost about 3% of a short
-    # request. The routes, their order and the OpenAPI document are the same.
+    # The domains' routes join the app's own list (each already has its whole path, tags,
+    # documented errors and operationId: routers.common.api_router) rather than being
+    # included: FastAPI matches an included router by asking it for its routes' match, then
+    # matches again inside it, re-checking it for changes each time, which doubled the cost
+    # of finding a route (35 → 17 µs for a customer, 145 → 70 µs for the summary, the last
+    # domain). The routes, their order and the OpenAPI document are the same.
     for router in (
         auth.router,
         people.regions,
@@ -190,7 +185,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         activity.audit,
         webhooks.router,
     ):
-        app.include_router(router, prefix=API_PREFIX)
+        app.router.routes.extend(router.routes)
     app.include_router(health.router)
 
     # Added inside out: the last one added runs first.

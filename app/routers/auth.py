@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Request, Response
+from fastapi import Form, Request, Response
 from pydantic import BaseModel, Field
 
 from app.config import get_settings
@@ -12,11 +12,10 @@ from app.deps import ActorDep, SessionDep, client_ip
 from app.errors import error_responses
 from app.models.people import User, UserRead
 from app.ratelimit import RateLimits
+from app.routers.common import api_router
 from app.services import auth as auth_service
 
-router = APIRouter(
-    prefix="/auth", tags=["auth"], responses=error_responses(400, 401, 422, 429, 503)
-)
+router = api_router("/auth", "auth", responses=error_responses(400, 401, 422, 429, 503))
 
 
 class TokenResponse(BaseModel):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
+from fastapi.routing import APIRoute
 
 from app.errors import error_responses
 from app.pagination import MAX_LIMIT
@@ -28,8 +29,24 @@ CREATED_HEADERS = {
 }
 
 
-def api_router(prefix: str, tag: str) -> APIRouter:
-    return APIRouter(prefix=prefix, tags=[tag], responses=STANDARD_ERRORS)
+API_PREFIX = "/api/v1"
+
+
+def operation_id(route: APIRoute) -> str:
+    # Route functions are named <domain>_<action>: that name is the operationId.
+    return route.name
+
+
+def api_router(
+    prefix: str, tag: str, responses: dict[int | str, dict[str, Any]] = STANDARD_ERRORS
+) -> APIRouter:
+    """A domain's routes, each with its whole path (``/api/v1`` and ``prefix``)."""
+    return APIRouter(
+        prefix=API_PREFIX + prefix,
+        tags=[tag],
+        responses=responses,
+        generate_unique_id_function=operation_id,
+    )
 
 
 def created(response: Response, location: str, version: int) -> None:
