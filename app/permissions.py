@@ -10,7 +10,7 @@ import uuid
 from dataclasses import dataclass
 from enum import StrEnum
 
-from sqlalchemy import ColumnElement, false, true
+from sqlalchemy import ColumnElement, bindparam, false, true
 from sqlalchemy.orm import InstrumentedAttribute
 
 from app.models.people import Role
@@ -110,14 +110,52 @@ class Actor:
         return self.role is Role.REGIONAL_MANAGER
 
 
+SCOPE_OWNER = "scope_owner"
+SCOPE_REGION = "scope_region"
+"""The bound parameters a scope condition compares with: the caller's id and region."""
+
+
+def _scope(
+    role: Role,
+    owner_column: InstrumentedAttribute[uuid.UUID] | InstrumentedAttribute[uuid.UUID | None],
+    region_column: InstrumentedAttribute[uuid.UUID | None],
+    actor: Actor | None,
+) -> ColumnElement[bool]:
+    """Rows a caller of ``role`` may see: own for reps, their region's for managers, all for
+    the director. With ``actor`` the parameters carry its values; without, they are left to
+    ``scope_params`` at execution (a statement built once per role)."""
+    if role is Role.DIRECTOR:
+        return true()
+    if role is Role.REGIONAL_MANAGER:
+        if actor is None:
+            return region_column == bindparam(SCOPE_REGION)
+        if actor.region_id is None:
+            return false()
+        return region_column == bindparam(SCOPE_REGION, actor.region_id)
+    if actor is None:
+        return owner_column == bindparam(SCOPE_OWNER)
+    return owner_column == bindparam(SCOPE_OWNER, actor.id)
+
+
 def scope_filter(
     actor: Actor,
     owner_column: InstrumentedAttribute[uuid.UUID] | InstrumentedAttribute[uuid.UUID | None],
     region_column: InstrumentedAttribute[uuid.UUID | None],
 ) -> ColumnElement[bool]:
     """Rows the actor may see: own for reps, their region's for managers, all for the director."""
-    if actor.role is Role.DIRECTOR:
-        return true()
-    if actor.role is Role.REGIONAL_MANAGER:
-        return region_column == actor.region_id if actor.region_id else false()
-    return owner_column == actor.id
+    return _scope(actor.role, owner_column, region_column, actor)
+
+
+def scope_template(
+    role: Role,
+    owner_column: InstrumentedAttribute[uuid.UUID] | InstrumentedAttribute[uuid.UUID | None],
+    region_column: InstrumentedAttribute[uuid.UUID | None],
+) -> ColumnElement[bool]:
+    """``scope_filter`` for any caller of ``role``, executed with ``scope_params(actor)`` (a
+    manager without a region then matches nothing, as ``false()`` does)."""
+    return _scope(role, owner_column, region_column, None)
+
+
+def scope_params(actor: Actor) -> dict[str, uuid.UUID | None]:
+    """The values of a ``scope_template``'s parameters for this caller."""
+    return {SCOPE_OWNER: actor.id, SCOPE_REGION: actor.region_id}

@@ -132,3 +132,32 @@ async def test_customer_reads_run_without_begin_and_commit_on_postgres(
     )
     assert changed.status_code == 200, changed.text
     assert started == ["BEGIN"]
+
+
+async def test_one_statement_per_role_serves_every_caller_of_it(
+    client: httpx.AsyncClient, database: Database
+) -> None:
+    """The customer and opportunity reads run statements built once per role with the
+    caller's id and region bound at execution: each caller still sees only their own."""
+    org = await make_org(database)
+    mine = await make_customer(database, org.east_rep1)
+    theirs = await make_customer(database, org.east_rep2)
+    north = await make_customer(database, org.north_rep)
+    expected = [
+        (org.east_rep1, {mine.id}),
+        (org.east_rep2, {theirs.id}),
+        (org.north_rep, {north.id}),
+        (org.east_manager, {mine.id, theirs.id}),
+        (org.north_manager, {north.id}),
+        (org.director, {mine.id, theirs.id, north.id}),
+    ]
+    for _ in range(2):  # the second time round, every statement comes from the cache
+        for person, visible in expected:
+            for customer in (mine, theirs, north):
+                answer = await client.get(
+                    f"/api/v1/customers/{customer.id}", headers=person.headers
+                )
+                assert answer.status_code == (200 if customer.id in visible else 404), (
+                    person.user.email,
+                    customer.name,
+                )

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
-from sqlalchemy import ColumnElement, Select, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, bindparam, func, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import NotFound, ValidationFailed, VersionConflict
+from app.models.people import Role
+from app.permissions import Actor, scope_filter, scope_params, scope_template
 
 M = TypeVar("M")
 
@@ -59,3 +62,45 @@ async def get_visible(
     if obj is None:
         raise NotFound(f"No {name} with id {obj_id}.")
     return obj
+
+
+def _live(model: Any) -> ColumnElement[bool]:
+    deleted_at = getattr(model, "deleted_at", None)
+    return true() if deleted_at is None else deleted_at.is_(None)
+
+
+def in_scope(model: Any, actor: Actor) -> ColumnElement[bool]:
+    """Rows of a model scoped by its ``owner_id`` and ``region_id`` that the actor sees: in
+    their scope and, for a model that is deleted softly, not deleted."""
+    return and_(_live(model), scope_filter(actor, model.owner_id, model.region_id))
+
+
+@cache
+def _in_scope_by_id(model: Any, role: Role, for_update: bool) -> Select[Any]:
+    # ``in_scope`` with the id and the caller's scope as bound parameters.
+    stmt: Select[Any] = select(model).where(
+        model.id == bindparam("obj_id"),
+        _live(model),
+        scope_template(role, model.owner_id, model.region_id),
+    )
+    return stmt.with_for_update() if for_update else stmt
+
+
+async def get_in_scope(
+    session: AsyncSession,
+    model: type[M],
+    obj_id: Any,
+    actor: Actor,
+    *,
+    name: str,
+    for_update: bool = False,
+) -> M:
+    """``get_visible`` with ``in_scope`` as the condition, from a statement built once per
+    model and role: building the statement and its cache key on every request was a fifth
+    of reading one customer (bench/README.md)."""
+    stmt = _in_scope_by_id(model, actor.role, for_update)
+    params = {"obj_id": obj_id, **scope_params(actor)}
+    obj = (await session.scalars(stmt, params)).first()
+    if obj is None:
+        raise NotFound(f"No {name} with id {obj_id}.")
+    return obj  # type: ignore[no-any-return]

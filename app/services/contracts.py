@@ -28,10 +28,10 @@ from app.models.pipeline import Opportunity, Product, Stage
 from app.models.quotes import QuoteLine
 from app.models.types import utcnow
 from app.pagination import paginate
-from app.permissions import Actor, scope_filter
+from app.permissions import Actor
 from app.services import department
-from app.services.common import apply_changes, ensure_version, get_visible
-from app.services.opportunities import accepted_quote, visible_opportunities
+from app.services.common import apply_changes, ensure_version, get_in_scope, in_scope
+from app.services.opportunities import accepted_quote
 
 CONTRACT_SORTS = {
     "created_at": Contract.created_at,
@@ -45,7 +45,7 @@ CLOSED = frozenset({S.COMPLETED.value, S.TERMINATED.value, S.CANCELLED.value})
 
 
 def visible_contracts(actor: Actor) -> ColumnElement[bool]:
-    return scope_filter(actor, Contract.owner_id, Contract.region_id)
+    return in_scope(Contract, actor)
 
 
 def overdue_review(now: datetime) -> ColumnElement[bool]:
@@ -122,13 +122,8 @@ async def _next_number(session: AsyncSession, year: int) -> str:
 async def get_contract(
     session: AsyncSession, actor: Actor, contract_id: uuid.UUID, *, for_update: bool = False
 ) -> Contract:
-    return await get_visible(
-        session,
-        Contract,
-        contract_id,
-        visible_contracts(actor),
-        name="contract",
-        for_update=for_update,
+    return await get_in_scope(
+        session, Contract, contract_id, actor, name="contract", for_update=for_update
     )
 
 
@@ -180,11 +175,11 @@ async def list_contracts(
 async def create_contract(session: AsyncSession, actor: Actor, data: ContractCreate) -> Contract:
     """Draft the contract of a won opportunity from its accepted quote."""
     # Locking the opportunity makes a second creation for it wait, then see the first.
-    opp = await get_visible(
+    opp = await get_in_scope(
         session,
         Opportunity,
         data.opportunity_id,
-        visible_opportunities(actor),
+        actor,
         name="opportunity",
         for_update=True,
     )

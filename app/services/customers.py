@@ -32,9 +32,9 @@ from app.models.people import Role, User
 from app.models.pipeline import OPEN_STAGES, Opportunity
 from app.models.types import utcnow
 from app.pagination import keyset_page, paginate
-from app.permissions import Actor, scope_filter
+from app.permissions import Actor
 from app.services import department
-from app.services.common import ensure_version, get_visible
+from app.services.common import ensure_version, get_in_scope, in_scope
 from app.workflow import follow_owner
 
 _CUSTOMER_READS = TypeAdapter(list[CustomerRead])
@@ -60,10 +60,7 @@ def phone_key(phone: str | None) -> str | None:
 
 def visible_customers(actor: Actor) -> ColumnElement[bool]:
     """Live customers in the actor's scope."""
-    return and_(
-        Customer.deleted_at.is_(None),
-        scope_filter(actor, Customer.owner_id, Customer.region_id),
-    )
+    return in_scope(Customer, actor)
 
 
 def suggest_classification(
@@ -185,13 +182,8 @@ async def list_customers(
 async def get_customer(
     session: AsyncSession, actor: Actor, customer_id: uuid.UUID, *, for_update: bool = False
 ) -> Customer:
-    return await get_visible(
-        session,
-        Customer,
-        customer_id,
-        visible_customers(actor),
-        name="customer",
-        for_update=for_update,
+    return await get_in_scope(
+        session, Customer, customer_id, actor, name="customer", for_update=for_update
     )
 
 

@@ -8,7 +8,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, select
+from sqlalchemy import ColumnElement, Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import events
@@ -27,8 +27,14 @@ from app.models.platform import StateChange
 from app.models.quotes import Quote, QuoteStatus
 from app.models.types import utcnow
 from app.pagination import paginate
-from app.permissions import Actor, scope_filter
-from app.services.common import apply_changes, ensure_version, get_visible, matches_text
+from app.permissions import Actor
+from app.services.common import (
+    apply_changes,
+    ensure_version,
+    get_in_scope,
+    in_scope,
+    matches_text,
+)
 from app.services.customers import get_customer
 from app.workflow import MANAGERS, Rule, Workflow
 
@@ -128,10 +134,7 @@ STAGE_TRANSITIONS = _stage_table()
 
 
 def visible_opportunities(actor: Actor) -> ColumnElement[bool]:
-    return and_(
-        Opportunity.deleted_at.is_(None),
-        scope_filter(actor, Opportunity.owner_id, Opportunity.region_id),
-    )
+    return in_scope(Opportunity, actor)
 
 
 async def to_read(session: AsyncSession, opp: Opportunity) -> OpportunityRead:
@@ -197,9 +200,7 @@ async def list_opportunities(
 async def get_opportunity(
     session: AsyncSession, actor: Actor, opportunity_id: uuid.UUID
 ) -> Opportunity:
-    return await get_visible(
-        session, Opportunity, opportunity_id, visible_opportunities(actor), name="opportunity"
-    )
+    return await get_in_scope(session, Opportunity, opportunity_id, actor, name="opportunity")
 
 
 async def create_opportunity(
