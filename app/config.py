@@ -32,8 +32,11 @@ class Settings(BaseSettings):
     currency: str = "CNY"
     time_zone: str = "Asia/Shanghai"
     seed_demo: bool = True
-    db_pool_size: int = Field(default=10, ge=1)
-    db_max_overflow: int = Field(default=10, ge=0)
+    # 20 connections kept open, none opened beyond them: the old 10 + 10 overflow capped a
+    # process at the same 20, but under steady load closed and reopened the overflow ones
+    # continually, the main source of the long tail (bench/README.md, third pass).
+    db_pool_size: int = Field(default=20, ge=1)
+    db_max_overflow: int = Field(default=0, ge=0)
     # A pooled connection idle this long is pinged before use (one round trip); one used a
     # moment ago is not (see app.db._ping_when_idle). 0 pings on every checkout.
     db_ping_idle_seconds: float = Field(default=2.0, ge=0)
