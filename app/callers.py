@@ -35,9 +35,9 @@ import weakref
 from typing import Any
 
 from sqlalchemy import event, text
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 from sqlalchemy.pool import Pool
 
 from app.models.people import User
@@ -98,22 +98,22 @@ class CallerCache:
 _CACHES: weakref.WeakKeyDictionary[Pool, CallerCache] = weakref.WeakKeyDictionary()
 
 
-@event.listens_for(Session, "after_flush")
-def _notice_changes(session: Session, _context: Any) -> None:
-    changed = (
-        *session.new,
-        *session.deleted,
-        *(obj for obj in session.dirty if session.is_modified(obj)),
-    )
-    if not any(isinstance(obj, User | SettingsRecord) for obj in changed):
-        return
-    session.info[_CHANGED] = True
-    connection = session.connection()
+def _announce_change(_mapper: Any, connection: Connection, target: Any) -> None:
+    """After a user or the settings row is inserted, updated or deleted in a flush."""
+    session = object_session(target)
+    if session is not None:
+        session.info[_CHANGED] = True
     if connection.dialect.name == "postgresql":
         # Delivered at commit, to every listening process; never if the transaction rolls back.
-        # Sent for every such flush (PostgreSQL delivers one notice a transaction): one sent
-        # in a savepoint that rolls back is dropped with it.
+        # Sent for every such row (PostgreSQL delivers one notice a transaction): one sent in
+        # a savepoint that rolls back is dropped with it.
         connection.execute(_NOTIFY)
+
+
+# Mapper events fire for these two tables' rows only, so other flushes pay nothing.
+for _model in (User, SettingsRecord):
+    for _name in ("after_insert", "after_update", "after_delete"):
+        event.listen(_model, _name, _announce_change)
 
 
 @event.listens_for(Session, "after_commit")
