@@ -184,9 +184,9 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         activity.events,
         activity.audit,
         webhooks.router,
+        health.router,
     ):
         app.router.routes.extend(router.routes)
-    app.include_router(health.router)
 
     # Added inside out: the last one added runs first.
     app.add_middleware(IdempotencyMiddleware)

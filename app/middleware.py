@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 import time
 
 from prometheus_client import Counter, Histogram
@@ -24,19 +23,11 @@ LATENCY = Histogram(
 def _route_template(scope: Scope) -> str:
     """The matched route's path template (``/api/v1/customers/{customer_id}``), so metrics
     get one series per route rather than one per id; ``unmatched`` when nothing matched."""
+    # Every route sits on the app itself with its whole path (app.main), so its template is
+    # the one the request matched.
     route = scope.get("route")
     template = getattr(route, "path_format", None) or getattr(route, "path", None)
-    if not isinstance(template, str):
-        return "unmatched"
-    regex = getattr(route, "path_regex", None)
-    path = scope.get("path", "")
-    if isinstance(regex, re.Pattern) and not regex.match(path):
-        # FastAPI leaves the route of the included router in the scope, whose template lacks
-        # the prefix it was included under (/api/v1); the request path still has it.
-        for index, char in enumerate(path):
-            if char == "/" and regex.match(path[index:]):
-                return path[:index] + template
-    return template
+    return template if isinstance(template, str) else "unmatched"
 
 
 class AccessLogMiddleware:

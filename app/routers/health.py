@@ -8,8 +8,9 @@ from pydantic import BaseModel
 from sqlalchemy import text
 
 from app.errors import error_responses
+from app.routers.common import operation_id
 
-router = APIRouter(tags=["health"])
+router = APIRouter(tags=["health"], generate_unique_id_function=operation_id)
 
 
 class Health(BaseModel):
