@@ -58,7 +58,13 @@ async def get_visible(
     stmt: Select[Any] = select(model).where(model.id == obj_id, visible)  # type: ignore[attr-defined]
     if for_update:
         stmt = stmt.with_for_update()
-    obj = (await session.scalars(stmt)).first()
+    return await _one_or_404(session, stmt, {}, name, obj_id)
+
+
+async def _one_or_404(
+    session: AsyncSession, stmt: Select[Any], params: dict[str, Any], name: str, obj_id: Any
+) -> Any:
+    obj = (await session.scalars(stmt, params)).first()
     if obj is None:
         raise NotFound(f"No {name} with id {obj_id}.")
     return obj
@@ -100,7 +106,4 @@ async def get_in_scope(
     of reading one customer (bench/README.md)."""
     stmt = _in_scope_by_id(model, actor.role, for_update)
     params = {"obj_id": obj_id, **scope_params(actor)}
-    obj = (await session.scalars(stmt, params)).first()
-    if obj is None:
-        raise NotFound(f"No {name} with id {obj_id}.")
-    return obj  # type: ignore[no-any-return]
+    return await _one_or_404(session, stmt, params, name, obj_id)  # type: ignore[no-any-return]

@@ -173,9 +173,9 @@ _CACHE_KEY = "department_settings"
 # than the rest of reading it, and it changes a few times a year, while the row itself is
 # still read from the database with the caller (app.deps; between changes app.callers
 # remembers the parsed settings instead), so an edit made by another process applies to this
-# one's next request as before. A hit needs the version,
-# the time stamp and the data itself to be equal (the comparison of a small dict costs
-# microseconds), so a row changed without a new version, by hand say, is parsed again.
+# one's next request as before. A hit needs the version, the time stamp and the data itself
+# to be equal (the comparison of a small dict costs microseconds), so a row changed without a
+# new version, by hand say, is parsed again.
 # The parsed settings are shared between requests: nobody changes them in place.
 _parsed: tuple[int, datetime, str, dict[str, Any], DepartmentSettings] | None = None
 
