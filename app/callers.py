@@ -48,7 +48,7 @@ from app.services.department import DepartmentSettings
 CHANNEL = "salesdesk_callers"
 LISTENER_NAME = "salesdesk-listener"
 """The listening connection's ``application_name``, to tell it apart in ``pg_stat_activity``."""
-_NOTIFY = text(f"SELECT pg_notify('{CHANNEL}', '')")
+_NOTIFY = text(f"SELECT pg_notify('{CHANNEL}', :sender)")
 _CHANGED = "callers_changed"
 # More distinct callers than this between two changes and the process starts again from none:
 # a bound on memory, far above a department's head count.
@@ -63,6 +63,9 @@ class CallerCache:
     def __init__(self, engine: AsyncEngine) -> None:
         self.listening = False
         self.generation = 0
+        # Sent with this process's notices: it forgot when its own transaction committed, and
+        # its notice, arriving later, would otherwise make it forget again what it read since.
+        self.sender = uuid.uuid4().hex
         self._actors: dict[uuid.UUID, Actor] = {}
         self._settings: DepartmentSettings | None = None
         # Found again by the connection pool a committing session used (its engine with
@@ -86,6 +89,10 @@ class CallerCache:
         self._actors[actor.id] = actor
         self._settings = settings
 
+    def _on_notice(self, _connection: Any, _pid: int, _channel: str, payload: str) -> None:
+        if payload != self.sender:
+            self.forget()
+
     def forget(self) -> None:
         self.generation += 1
         self._actors.clear()
@@ -107,7 +114,8 @@ def _announce_change(_mapper: Any, connection: Connection, target: Any) -> None:
         # Delivered at commit, to every listening process; never if the transaction rolls back.
         # Sent for every such row (PostgreSQL delivers one notice a transaction): one sent in
         # a savepoint that rolls back is dropped with it.
-        connection.execute(_NOTIFY)
+        cache = _CACHES.get(connection.engine.pool)
+        connection.execute(_NOTIFY, {"sender": cache.sender if cache is not None else ""})
 
 
 # Mapper events fire for these two tables' rows only, so other flushes pay nothing.
@@ -173,7 +181,7 @@ async def _listen_once(
     lost = asyncio.Event()
     connection.add_termination_listener(lambda _connection: lost.set())
     try:
-        await connection.add_listener(CHANNEL, lambda *_notice: cache.forget())
+        await connection.add_listener(CHANNEL, cache._on_notice)
         cache.forget()  # whatever was read before now may have missed a notice
         cache.listening = True
         while True:

@@ -15,7 +15,7 @@ import httpx
 import pytest
 from sqlalchemy import event, text
 
-from app.callers import LISTENER_NAME, CallerCache, listen
+from app.callers import CHANNEL, LISTENER_NAME, CallerCache, listen
 from app.config import get_settings
 from app.db import Database, create_engine
 from app.main import create_app
@@ -130,6 +130,35 @@ async def test_a_settings_change_is_what_the_next_request_uses(
         assert (await client.get(url, headers=org.east_rep1.headers)).status_code == 200
         after = database.callers.get(org.east_rep1.user.id)
         assert after is not None and after[1].dormant_after_days == 45
+
+
+@postgres_only
+async def test_a_process_does_not_forget_again_when_its_own_notice_arrives(
+    client: httpx.AsyncClient, database: Database
+) -> None:
+    """It forgot at its own commit; its notice, arriving after it read the caller again, must
+    not make it forget that read (a notice's payload names the process that sent it)."""
+    import asyncpg
+
+    org = await make_org(database)
+    payloads: asyncio.Queue[str] = asyncio.Queue()
+    other = await asyncpg.connect(TEST_DATABASE_URL.replace("+asyncpg", ""))
+    try:
+        await other.add_listener(CHANNEL, lambda *notice: payloads.put_nowait(notice[3]))
+        changed = await client.patch(
+            "/api/v1/settings", json={"dormant_after_days": 60}, headers=org.director.headers
+        )
+        assert changed.status_code == 200, changed.text
+        assert await asyncio.wait_for(payloads.get(), 5) == database.callers.sender
+    finally:
+        await other.close()
+
+    callers = database.callers
+    generation = callers.generation
+    callers._on_notice(None, 0, CHANNEL, callers.sender)
+    assert callers.generation == generation
+    callers._on_notice(None, 0, CHANNEL, "another process")
+    assert callers.generation == generation + 1
 
 
 @postgres_only
