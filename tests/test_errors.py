@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from collections.abc import AsyncIterator
@@ -16,6 +17,7 @@ from sqlmodel import SQLModel
 from app.config import get_settings
 from app.db import Database
 from app.deps import SessionDep
+from app.logging import JsonLineFormatter
 from app.main import create_app
 from app.models.people import Region
 from tests.factories import Org, make_customer, make_org, problem
@@ -304,3 +306,17 @@ async def test_every_answer_carries_a_request_id(client: httpx.AsyncClient, org:
     refused = await client.get(CUSTOMERS)
     assert ok.headers["x-request-id"] != refused.headers["x-request-id"]
     problem(refused, 401, "unauthorized")
+
+
+def test_a_json_log_line_has_the_time_to_the_millisecond_and_the_extra_fields() -> None:
+    formatter = JsonLineFormatter()
+    plain = logging.Formatter()
+    for created in (1_700_000_000.123, 1_700_000_000.987, 1_700_000_001.004):
+        record = logging.makeLogRecord(
+            {"name": "salesdesk.access", "msg": "GET %s", "args": ("/x",), "created": created}
+        )
+        record.msecs = (created - int(created)) * 1000
+        record.status = 200
+        line = json.loads(formatter.format(record))
+        assert line["time"] == plain.formatTime(record)
+        assert line["message"] == "GET /x" and line["status"] == 200
