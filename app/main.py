@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from app import audit  # noqa: F401  (registers the audit hook on every session)
 from app.callers import listen
 from app.config import Settings, get_settings
-from app.db import Database, create_engine
+from app.db import Database, TransactionRoute, create_engine
 from app.errors import install_error_handlers
 from app.idempotency import IdempotencyMiddleware
 from app.logging import configure_logging
@@ -155,6 +155,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     if database is not None:
         app.state.database = database
     install_error_handlers(app)
+    app.router.route_class = TransactionRoute  # for routes added to the app directly
 
     # The domains' routes join the app's own list (each already has its whole path, tags,
     # documented errors and operationId: routers.common.api_router) rather than being

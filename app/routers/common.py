@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response
 from fastapi.routing import APIRoute
 
+from app.db import TransactionRoute
 from app.errors import error_responses
 from app.pagination import MAX_LIMIT
 
@@ -46,6 +47,7 @@ def api_router(
         tags=[tag],
         responses=responses,
         generate_unique_id_function=operation_id,
+        route_class=TransactionRoute,
     )
 
 
