@@ -85,11 +85,17 @@ class Result:
     target: str
     round: int
     data: dict[str, Any]
+    cpu_seconds: float = 0.0  # the server process's CPU during the run
     loadavg: str = field(default_factory=lambda: Path("/proc/loadavg").read_text().split()[0])
 
     @property
     def rps(self) -> float:
         return float(self.data["requests"]) / (self.data["duration_us"] / 1e6)
+
+    @property
+    def cpu_ms(self) -> float:
+        """Server CPU per request: steadier than requests a second on a shared machine."""
+        return 1000 * self.cpu_seconds / max(1, int(self.data["requests"]))
 
     @property
     def errors(self) -> int:
@@ -258,6 +264,12 @@ def _start(target: str, url: str, port: int) -> subprocess.Popen[bytes]:
     raise SystemExit(f"{target} did not start; see {OUT / f'{target}.log'}")
 
 
+def _cpu_seconds(process: subprocess.Popen[bytes]) -> float:
+    """User and system CPU the process has used (uvicorn with one worker serves in it)."""
+    fields = Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _stop(process: subprocess.Popen[bytes]) -> None:
     process.send_signal(signal.SIGINT)
     try:
@@ -408,8 +420,8 @@ def _table(results: list[Result], routes: list[Route]) -> str:
     for r in results:
         by[(r.route, r.target)].append(r)
     rows = [
-        f"{'route':<32} {'app':<10} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}"
-        "  runs (req/s)"
+        f"{'route':<32} {'app':<10} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'cpu ms':>7}"
+        f" {'errors':>7}  runs (req/s)"
     ]
     for route in routes:
         for target in route.targets:
@@ -420,9 +432,11 @@ def _table(results: list[Result], routes: list[Route]) -> str:
             p50 = sorted(r.data["p50_us"] for r in runs)[len(runs) // 2] / 1000
             p99 = max(r.data["p99_us"] for r in runs) / 1000
             errors = sum(r.errors for r in runs)
+            cpu = sorted(r.cpu_ms for r in runs)[len(runs) // 2]
             each = ", ".join(f"{r.rps:.0f}" for r in runs)
             rows.append(
-                f"{route.title:<32} {target:<10} {rps:8.0f} {p50:8.1f} {p99:8.1f} {errors:7d}"
+                f"{route.title:<32} {target:<10} {rps:8.0f} {p50:8.1f} {p99:8.1f} {cpu:7.3f}"
+                f" {errors:7d}"
                 f"  {each}"
             )
     app = by.get(("read_one", "salesdesk"))
@@ -430,7 +444,10 @@ def _table(results: list[Result], routes: list[Route]) -> str:
     if app and minimal:
         ratio = (sum(r.rps for r in app) / len(app)) / (sum(r.rps for r in minimal) / len(minimal))
         rows.append(f"\nread one: salesdesk / minimal throughput = {ratio:.2f}× (goal ≥ 0.60×)")
-    rows.append("p50: median of the runs' medians; p99: the worst run's p99.")
+    rows.append(
+        "p50: median of the runs' medians; p99: the worst run's p99; cpu: the server"
+        " process's CPU per request, median run."
+    )
     return "\n".join(rows)
 
 
@@ -502,15 +519,18 @@ def main() -> None:
                 for target in route.targets:
                     if route.key == "move_stage":
                         asyncio.run(_reset_opportunities(fixture))
+                    cpu_before = _cpu_seconds(servers[target])
                     data = _drive(
                         wrk, ports[target], files[route.key], fixture.tokens[route.user], args
                     )
-                    result = Result(route.key, target, round_, data)
+                    cpu = _cpu_seconds(servers[target]) - cpu_before
+                    result = Result(route.key, target, round_, data, cpu)
                     results.append(result)
                     log(
                         f"round {round_} {route.title:<30} {target:<9} {result.rps:7.0f} req/s"
                         f"  p50 {data['p50_us'] / 1000:6.1f} ms  p99 {data['p99_us'] / 1000:6.1f}"
-                        f" ms  errors {result.errors}  load {result.loadavg}"
+                        f" ms  cpu {result.cpu_ms:.3f} ms/req  errors {result.errors}"
+                        f"  load {result.loadavg}"
                     )
         if args.profile:
             py_spy = shutil.which("py-spy") or os.environ.get("PY_SPY")
