@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 from fastapi import Request, Response
 from fastapi.routing import APIRoute
 from sqlalchemy import event
-from sqlalchemy.engine import Connection, ExceptionContext
+from sqlalchemy.engine import Connection, Dialect, ExceptionContext
 from sqlalchemy.exc import InvalidatePoolError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 from sqlalchemy.util import await_
 
 from app.callers import CallerCache
@@ -218,30 +218,73 @@ def autocommit_reads(endpoint: Endpoint) -> Endpoint:
 _TRANSACTION = "salesdesk.transaction"
 
 
+class _Lease:
+    """A connection lent to ``app.reads``: the driver's connection, and what to do when it
+    is found lost (``pooled`` when it was checked out of the pool for the read alone)."""
+
+    __slots__ = ("dialect", "pooled", "raw")
+
+    def __init__(self, dialect: Dialect, raw: Any, pooled: PoolProxiedConnection | None) -> None:
+        self.dialect = dialect
+        self.raw = raw
+        self.pooled = pooled
+
+    def lost(self, error: BaseException) -> None:
+        if self.pooled is not None:
+            self.pooled.invalidate(error)
+
+
+async def _session_lease(session: AsyncSession) -> _Lease:
+    connection = await session.connection()
+    raw = await connection.get_raw_connection()
+    return _Lease(connection.dialect, raw.driver_connection, None)
+
+
 class RequestTransaction:
     """The request's one session and transaction, opened when a dependency first asks for it:
     committed by ``TransactionRoute`` once the answer is built, rolled back on any error."""
 
-    __slots__ = ("autocommit", "database", "session", "write")
+    __slots__ = ("autocommit", "database", "lease", "session", "write")
 
     def __init__(self, database: Database, *, write: bool, autocommit: bool) -> None:
         self.database = database
         self.write = write
-        self.autocommit = autocommit
+        self.autocommit = autocommit and database.autocommit_reader is not None
         self.session: AsyncSession | None = None
+        self.lease: _Lease | None = None
 
     async def open(self) -> AsyncSession:
         if self.session is None:
             database = self.database
-            if self.autocommit and database.autocommit_reader is not None:
-                self.session = database.autocommit_reader()
+            if self.autocommit:
+                self.session = database.autocommit_reader()  # type: ignore[misc]
             else:
                 self.session = database.session(write=self.write)
                 await self.session.begin()
+            self.session.info[_TRANSACTION] = self
         return self.session
+
+    async def driver(self) -> _Lease:
+        """The connection for ``app.reads``: the session's own, or, for an autocommit read
+        whose session has not connected, one from the pool (returned at the end) without
+        the session's machinery around it."""
+        if self.lease is not None:
+            return self.lease
+        session = self.session
+        if self.autocommit and (session is None or not session.in_transaction()):
+            pooled = await self.database.engine.raw_connection()
+            self.lease = _Lease(self.database.engine.dialect, pooled.driver_connection, pooled)
+        else:
+            self.lease = await _session_lease(await self.open())
+        return self.lease
 
     async def end(self, *, commit: bool) -> None:
         session, self.session = self.session, None
+        lease, self.lease = self.lease, None
+        if lease is not None and lease.pooled is not None:
+            # Back to the pool without a round trip: nothing began on it, so its reset on
+            # return (a rollback) has nothing to do.
+            lease.pooled.close()
         if session is None:
             return
         try:
@@ -249,6 +292,15 @@ class RequestTransaction:
                 await session.commit()
         finally:
             await session.close()  # rolls back whatever was not committed
+
+
+async def driver_connection(session: AsyncSession) -> _Lease:
+    """The connection ``app.reads`` runs on for this session: the request's (see
+    ``RequestTransaction.driver``) or, outside a request, the session's own."""
+    transaction: RequestTransaction | None = session.info.get(_TRANSACTION)
+    if transaction is not None:
+        return await transaction.driver()
+    return await _session_lease(session)
 
 
 class TransactionRoute(APIRoute):

@@ -107,7 +107,9 @@ async def customers_create(
 async def customers_get(
     session: SessionDep, actor: Reader, customer_id: uuid.UUID, response: Response
 ) -> CustomerRead:
-    return await _answer(session, await service.get_customer(session, actor, customer_id), response)
+    read = await service.read_customer(session, actor, customer_id)
+    with_etag(response, read.version)
+    return read
 
 
 @router.patch("/{customer_id}", summary="Change a customer's details", responses=ok_with_etag())

@@ -34,7 +34,7 @@ from app.models.types import utcnow
 from app.pagination import keyset_page, paginate
 from app.permissions import Actor
 from app.services import department
-from app.services.common import ensure_version, get_in_scope, in_scope
+from app.services.common import ensure_version, get_in_scope, in_scope, read_in_scope
 from app.workflow import follow_owner
 
 _CUSTOMER_READS = TypeAdapter(list[CustomerRead])
@@ -84,7 +84,7 @@ def _schedule_next_follow_up(settings: department.DepartmentSettings, customer: 
 
 
 def effective_status(
-    settings: department.DepartmentSettings, customer: Customer, now: datetime
+    settings: department.DepartmentSettings, customer: Customer | CustomerRead, now: datetime
 ) -> CustomerStatus:
     """``dormant`` is derived: no follow-up (or creation) within the dormancy window."""
     if customer.status == CustomerStatus.LOST:
@@ -177,6 +177,16 @@ async def list_customers(
     for read, row in zip(items, rows, strict=True):
         read.status = effective_status(settings, row, now)
     return items, next_cursor
+
+
+async def read_customer(
+    session: AsyncSession, actor: Actor, customer_id: uuid.UUID
+) -> CustomerRead:
+    """The customer as the API shows it, read without loading the ORM entity."""
+    settings = await department.load(session)
+    read = await read_in_scope(session, Customer, CustomerRead, customer_id, actor, name="customer")
+    read.status = effective_status(settings, read, utcnow())
+    return read
 
 
 async def get_customer(

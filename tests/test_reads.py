@@ -1,0 +1,126 @@
+"""Reads on the driver connection (app.reads): the same answer as the ORM's, the same scope,
+the connection back in the pool after the request, and a lost connection answered 503."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from sqlalchemy import text
+
+from app import reads
+from app.callers import LISTENER_NAME
+from app.db import Database
+from app.models.customers import Customer
+from app.services import customers as customer_service
+from tests.conftest import IS_POSTGRES, TEST_DATABASE_URL
+from tests.factories import make_customer, make_org, problem
+
+postgres_only = pytest.mark.skipif(not IS_POSTGRES, reason="autocommit reads are PostgreSQL's")
+
+
+@pytest.fixture
+def sent() -> Iterator[list[str]]:
+    """The SQL of every statement a Read sends during the test."""
+    seen: list[str] = []
+
+    def observe(sql: str, _args: Any) -> None:
+        seen.append(sql)
+
+    reads.OBSERVERS.append(observe)
+    yield seen
+    reads.OBSERVERS.remove(observe)
+
+
+async def test_a_customer_read_on_the_driver_is_the_orm_read(
+    client: httpx.AsyncClient, database: Database, sent: list[str]
+) -> None:
+    org = await make_org(database)
+    customer = await make_customer(database, org.east_rep1)
+    answer = await client.get(f"/api/v1/customers/{customer.id}", headers=org.east_rep1.headers)
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["etag"] == f'"{customer.version}"'
+    assert len(sent) == 1 and "FROM customers" in sent[0]
+
+    async with database.session(write=False) as session, session.begin():
+        stored = await session.get(Customer, customer.id)
+        assert stored is not None
+        expected = await customer_service.to_read(session, stored)
+    assert answer.json() == expected.model_dump(mode="json")
+
+
+async def test_a_customer_outside_the_callers_scope_is_not_found(
+    client: httpx.AsyncClient, database: Database
+) -> None:
+    org = await make_org(database)
+    theirs = await make_customer(database, org.east_rep2)
+    url = f"/api/v1/customers/{theirs.id}"
+    problem(await client.get(url, headers=org.east_rep1.headers), 404, "not_found")
+    problem(await client.get(url, headers=org.north_manager.headers), 404, "not_found")
+    assert (await client.get(url, headers=org.east_manager.headers)).status_code == 200
+    assert (await client.get(url, headers=org.director.headers)).status_code == 200
+
+    async with database.session() as session, session.begin():
+        await session.execute(text("UPDATE customers SET deleted_at = created_at"))
+    problem(await client.get(url, headers=org.director.headers), 404, "not_found")
+
+
+@postgres_only
+async def test_every_read_gives_its_connection_back(
+    client: httpx.AsyncClient, database: Database
+) -> None:
+    org = await make_org(database)
+    customer = await make_customer(database, org.east_rep1)
+    pool = database.engine.sync_engine.pool
+    # More reads than the pool holds: a connection not given back would run it dry.
+    for _ in range(database.engine.sync_engine.pool.size() + 5):  # type: ignore[attr-defined]
+        answer = await client.get(f"/api/v1/customers/{customer.id}", headers=org.east_rep1.headers)
+        assert answer.status_code == 200
+        assert pool.checkedout() == 0  # type: ignore[attr-defined]
+    problem(
+        await client.get(f"/api/v1/customers/{org.east.id}", headers=org.east_rep1.headers),
+        404,
+        "not_found",
+    )
+    assert pool.checkedout() == 0  # type: ignore[attr-defined]
+
+
+@postgres_only
+async def test_a_read_on_a_lost_connection_is_a_503_and_the_next_one_works(
+    client: httpx.AsyncClient, database: Database
+) -> None:
+    org = await make_org(database)
+    customer = await make_customer(database, org.east_rep1)
+    url = f"/api/v1/customers/{customer.id}"
+    # The caller remembered, so the customer's read is the request's first statement.
+    database.callers.forget()
+    database.callers.listening = True
+    try:
+        assert (await client.get(url, headers=org.east_rep1.headers)).status_code == 200
+        # From a connection of its own: the pool's one connection is the one to lose.
+        killer = await asyncpg.connect(TEST_DATABASE_URL.replace("+asyncpg", ""))
+        try:
+            others = (
+                "FROM pg_stat_activity WHERE datname = current_database()"
+                " AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
+                " AND application_name <> $1"
+            )
+            await killer.execute(f"SELECT pg_terminate_backend(pid) {others}", LISTENER_NAME)
+            # pg_terminate_backend only signals: wait until the backends have gone.
+            for _ in range(100):
+                if await killer.fetchval(f"SELECT count(*) {others}", LISTENER_NAME) == 0:
+                    break
+                await asyncio.sleep(0.02)
+        finally:
+            await killer.close()
+        lost = await client.get(url, headers=org.east_rep1.headers)
+        problem(lost, 503, "unavailable")
+        assert lost.headers["retry-after"]
+        assert (await client.get(url, headers=org.east_rep1.headers)).status_code == 200
+    finally:
+        database.callers.listening = False
+        database.callers.forget()
