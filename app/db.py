@@ -231,7 +231,9 @@ class _Lease:
 
     def lost(self, error: BaseException) -> None:
         if self.pooled is not None:
-            self.pooled.invalidate(error)
+            # As SQLAlchemy does on a disconnect: this connection and every one opened before
+            # it are replaced (a restart of the database took them all), not only this one.
+            self.pooled._pool._invalidate(self.pooled, error)  # type: ignore[attr-defined]
 
 
 async def _session_lease(session: AsyncSession) -> _Lease:

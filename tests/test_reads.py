@@ -96,6 +96,12 @@ async def test_a_read_on_a_lost_connection_is_a_503_and_the_next_one_works(
     org = await make_org(database)
     customer = await make_customer(database, org.east_rep1)
     url = f"/api/v1/customers/{customer.id}"
+    # Several connections in the pool, all to be lost with the database's restart.
+    held = [await database.engine.connect() for _ in range(3)]
+    for connection in held:
+        await connection.execute(text("SELECT 1"))
+    for connection in held:
+        await connection.close()
     # The caller remembered, so the customer's read is the request's first statement.
     database.callers.forget()
     database.callers.listening = True
@@ -120,7 +126,11 @@ async def test_a_read_on_a_lost_connection_is_a_503_and_the_next_one_works(
         lost = await client.get(url, headers=org.east_rep1.headers)
         problem(lost, 503, "unavailable")
         assert lost.headers["retry-after"]
-        assert (await client.get(url, headers=org.east_rep1.headers)).status_code == 200
+        # Every connection opened before the loss is replaced, not only the one that failed.
+        for _ in range(3):
+            assert (await client.get(url, headers=org.east_rep1.headers)).status_code == 200
+            async with database.engine.connect() as connection:
+                assert await connection.scalar(text("SELECT 1")) == 1
     finally:
         database.callers.listening = False
         database.callers.forget()
