@@ -29,6 +29,9 @@ class Settings(BaseSettings):
     refresh_token_days: int = Field(default=30, ge=1, le=365)
     log_level: str = "INFO"
     log_json: bool = True
+    # FastAPI's native OpenTelemetry (spans, metrics and logs to the global providers). Off,
+    # each request skips asking whether a provider is configured.
+    otel_enabled: bool = False
     currency: str = "CNY"
     time_zone: str = "Asia/Shanghai"
     seed_demo: bool = True

@@ -73,7 +73,7 @@ def configure_logging(level: str = "INFO", as_json: bool = True) -> None:
     logging.logProcesses = False
     logging.logMultiprocessing = False
     handler = logging.StreamHandler(sys.stdout)
-    handler.addFilter(CorrelationIdFilter(uuid_length=32, default_value="-"))
+    handler.addFilter(CorrelationIdFilter(uuid_length=None, default_value="-"))
     if as_json:
         handler.setFormatter(JsonLineFormatter())
     else:

@@ -8,8 +8,8 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from asgi_correlation_id import CorrelationIdMiddleware
 from fastapi import FastAPI
+from fastapi.telemetry import TelemetryConfig
 
 from app import audit  # noqa: F401  (registers the audit hook on every session)
 from app.callers import listen
@@ -18,8 +18,8 @@ from app.db import Database, TransactionRoute, create_engine
 from app.errors import install_error_handlers
 from app.idempotency import IdempotencyMiddleware
 from app.logging import configure_logging
-from app.middleware import AccessLogMiddleware
-from app.ratelimit import RateLimitMiddleware, RateLimits
+from app.middleware import RequestMiddleware
+from app.ratelimit import RateLimits
 from app.routers import (
     activity,
     auth,
@@ -51,6 +51,8 @@ pipeline, quotes, contracts, complaints and performance.
 * `POST` accepts an `Idempotency-Key` header; mutable resources carry `ETag` and honour `If-Match`.
 """
 
+
+_NO_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
 
 _frozen = False
 
@@ -116,6 +118,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         description=DESCRIPTION,
         lifespan=lifespan,
         generate_unique_id_function=operation_id,
+        telemetry=None if settings.otel_enabled else _NO_TELEMETRY,
         openapi_tags=[
             {"name": "auth", "description": "Tokens and the current user."},
             {"name": "regions", "description": "Sales regions (the director manages them)."},
@@ -189,12 +192,9 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     ):
         app.router.routes.extend(router.routes)
 
-    # Added inside out: the last one added runs first.
+    # Added inside out: the last one added runs first. app.state holds the rate limits'
+    # counters for the login throttle (routers/auth.py) and for tests.
     app.add_middleware(IdempotencyMiddleware)
-    # Inside the access log and request id, so a 429 is logged and carries X-Request-ID;
-    # app.state holds the counters for the login throttle (routers/auth.py) and for tests.
     app.state.rate_limits = RateLimits.from_settings(settings)
-    app.add_middleware(RateLimitMiddleware, limits=app.state.rate_limits)
-    app.add_middleware(AccessLogMiddleware)
-    app.add_middleware(CorrelationIdMiddleware, header_name="X-Request-ID")
+    app.add_middleware(RequestMiddleware, limits=app.state.rate_limits)
     return app

@@ -18,8 +18,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from starlette.datastructures import Headers
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Scope
 
 from app.config import Settings
 from app.errors import RateLimited, problem_response
@@ -223,6 +222,31 @@ class RateLimits:
             ),
         )
 
+    def refusal(self, scope: Scope, authorization: str | None) -> ASGIApp | None:
+        """The 429 (with ``Retry-After``) for a client over its rate, else None: per client
+        IP for every request, and also per user for requests with a valid bearer token. The
+        token is only decoded here, not looked up: a revoked user's requests are still
+        refused later."""
+        if not self.enabled or _exempt(scope):
+            return None
+        keys = [("ip:" + client_ip(scope), self.per_ip)]
+        user = self._user(authorization)
+        if user is not None:
+            keys.append(("user:" + user, self.per_user))
+        wait = self.requests.hit(keys)
+        if wait <= 0:
+            return None
+        seconds = retry_after(wait)
+        error = RateLimited(f"Too many requests; retry in {seconds} seconds.", retry_after=seconds)
+        return problem_response(error.status, error.code, error.detail, error.headers)
+
+    def _user(self, authorization: str | None) -> str | None:
+        scheme, _, token = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return None
+        claims = decode_access_token(self.settings.signing_key(), token.strip())
+        return str(claims.user_id) if claims else None
+
     def use_clock(self, clock: Clock) -> None:
         """Count time with ``clock`` (tests advance a fake one instead of sleeping)."""
         self.requests.clock = clock
@@ -232,43 +256,6 @@ class RateLimits:
 def client_ip(scope: Scope) -> str:
     client = scope.get("client")
     return str(client[0]) if client else "unknown"
-
-
-class RateLimitMiddleware:
-    """Answers 429 (with ``Retry-After``) to a client over its rate: per client IP for
-    every request, and also per user for requests with a valid bearer token. The token is
-    only decoded here, not looked up: a revoked user's requests are still refused later."""
-
-    def __init__(self, app: ASGIApp, limits: RateLimits) -> None:
-        self.app = app
-        self.limits = limits
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not self.limits.enabled or _exempt(scope):
-            await self.app(scope, receive, send)
-            return
-        keys = [("ip:" + client_ip(scope), self.limits.per_ip)]
-        user = self._user(Headers(scope=scope))
-        if user is not None:
-            keys.append(("user:" + user, self.limits.per_user))
-        wait = self.limits.requests.hit(keys)
-        if wait > 0:
-            seconds = retry_after(wait)
-            error = RateLimited(
-                f"Too many requests; retry in {seconds} seconds.", retry_after=seconds
-            )
-            await problem_response(error.status, error.code, error.detail, error.headers)(
-                scope, receive, send
-            )
-            return
-        await self.app(scope, receive, send)
-
-    def _user(self, headers: Headers) -> str | None:
-        scheme, _, token = headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            return None
-        claims = decode_access_token(self.limits.settings.signing_key(), token.strip())
-        return str(claims.user_id) if claims else None
 
 
 def _exempt(scope: Scope) -> bool:

@@ -308,6 +308,34 @@ async def test_every_answer_carries_a_request_id(client: httpx.AsyncClient, org:
     problem(refused, 401, "unauthorized")
 
 
+@pytest.mark.parametrize(
+    "given", [str(uuid.uuid4()), uuid.uuid4().hex, "0123456789abcdef0123456789abcdef"]
+)
+async def test_a_callers_request_id_is_kept_whole_in_the_answer_and_the_log(
+    client: httpx.AsyncClient, org: Org, caplog: pytest.LogCaptureFixture, given: str
+) -> None:
+    with caplog.at_level(logging.INFO, logger="salesdesk.access"):
+        response = await client.get(
+            CUSTOMERS, headers={**org.east_rep1.headers, "X-Request-ID": given}
+        )
+    assert response.status_code == 200
+    assert response.headers.get_list("x-request-id") == [given]
+    [line] = [r for r in caplog.records if r.name == "salesdesk.access"]
+    assert line.status == 200 and line.route == CUSTOMERS  # type: ignore[attr-defined]
+    assert line.correlation_id == given  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("given", ["", "not-a-uuid", "x" * 300, "1234"])
+async def test_a_request_id_that_is_no_uuid_is_replaced(
+    client: httpx.AsyncClient, org: Org, given: str
+) -> None:
+    response = await client.get(CUSTOMERS, headers={**org.east_rep1.headers, "X-Request-ID": given})
+    assert response.status_code == 200
+    [request_id] = response.headers.get_list("x-request-id")
+    assert request_id != given and len(request_id) == 32
+    int(request_id, 16)
+
+
 def test_a_json_log_line_has_the_time_to_the_millisecond_and_the_extra_fields() -> None:
     formatter = JsonLineFormatter()
     plain = logging.Formatter()

@@ -104,3 +104,10 @@ async def test_metrics_label_by_template_not_by_path(
     assert customer_id not in metrics and "4f1c2b" not in metrics
     assert 'route="/api/v1/customers/{customer_id}"' in metrics
     assert 'route="unmatched"' in metrics
+
+
+def test_native_telemetry_is_off_unless_asked_for() -> None:
+    off = create_app(get_settings().model_copy(update={"otel_enabled": False}))
+    on = create_app(get_settings().model_copy(update={"otel_enabled": True}))
+    assert off._telemetry["tracing"] is False and off._telemetry["metrics"] is False
+    assert on._telemetry["tracing"] is True and on._telemetry["metrics"] is True
