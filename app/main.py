@@ -14,7 +14,7 @@ from fastapi.telemetry import TelemetryConfig
 from app import audit  # noqa: F401  (registers the audit hook on every session)
 from app.callers import listen
 from app.config import Settings, get_settings
-from app.db import Database, TransactionRoute, create_engine
+from app.db import Database, create_engine
 from app.errors import install_error_handlers
 from app.idempotency import IdempotencyMiddleware
 from app.logging import configure_logging
@@ -37,7 +37,7 @@ from app.routers import (
     webhooks,
 )
 from app.routers import settings as settings_routes
-from app.routers.common import operation_id
+from app.routers.common import ApiRoute, operation_id
 from app.webhooks.messages import parse_retry_delays
 from app.worker import run_forever
 
@@ -158,7 +158,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     if database is not None:
         app.state.database = database
     install_error_handlers(app)
-    app.router.route_class = TransactionRoute  # for routes added to the app directly
+    app.router.route_class = ApiRoute  # for routes added to the app directly
 
     # The domains' routes join the app's own list (each already has its whole path, tags,
     # documented errors and operationId: routers.common.api_router) rather than being

@@ -227,6 +227,36 @@ async def test_unknown_route_is_404_problem(client: httpx.AsyncClient, path: str
 
 
 @pytest.mark.parametrize(
+    ("path", "status"),
+    [
+        (CUSTOMERS + "/", 200),  # redirected to the route without the slash
+        ("/api/v1/customers-and-more", 404),  # the prefix alone is no match
+        ("/api/v1/performance/summary", 200),  # a route near the end of the list
+        ("/api/v1/approvals", 200),  # another domain's list
+    ],
+)
+async def test_routes_are_found_by_their_whole_path(
+    client: httpx.AsyncClient, org: Org, path: str, status: int
+) -> None:
+    response = await client.get(path, headers=org.director.headers, follow_redirects=True)
+    assert response.status_code == status, response.text
+
+
+async def test_routes_are_found_under_a_root_path(
+    app: FastAPI, database: Database, org: Org
+) -> None:
+    customer = await make_customer(database, org.east_rep1)
+    transport = httpx.ASGITransport(app=app, root_path="/crm")
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as mounted:
+        response = await mounted.get("/crm" + CUSTOMERS, headers=org.east_rep1.headers)
+        assert response.status_code == 200, response.text
+        one = await mounted.get(f"/crm{CUSTOMERS}/{customer.id}", headers=org.east_rep1.headers)
+        assert one.status_code == 200 and one.json()["id"] == str(customer.id)
+        missing = await mounted.get("/crm/api/v1/nothing", headers=org.east_rep1.headers)
+        problem(missing, 404, "not_found")
+
+
+@pytest.mark.parametrize(
     ("method", "path"),
     [("PUT", CUSTOMERS), ("DELETE", CUSTOMERS), ("POST", "/healthz"), ("PATCH", "/metrics")],
 )

@@ -6,6 +6,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
 from fastapi.routing import APIRoute
+from starlette._utils import get_route_path  # what Starlette's own Route.matches uses
+from starlette.routing import Match
+from starlette.types import Scope
 
 from app.db import TransactionRoute
 from app.errors import error_responses
@@ -38,6 +41,30 @@ def operation_id(route: APIRoute) -> str:
     return route.name
 
 
+class ApiRoute(TransactionRoute):
+    """A route that turns away a path not starting with its literal prefix (the path up to
+    its first parameter) before trying its regular expression.
+
+    Starlette tries the app's routes in order until one matches, each with its regular
+    expression: a hundred of them for a route near the end of the list. Comparing the
+    prefix first costs a fraction of that and answers the same (FastAPI's included-router
+    matching, which rewrites the path it matches, is left to the plain route).
+    """
+
+    def __init__(self, path: str, *args: Any, **kwargs: Any) -> None:
+        super().__init__(path, *args, **kwargs)
+        self.literal_prefix = path.split("{", 1)[0]
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        if (
+            scope["type"] == "http"
+            and not get_route_path(scope).startswith(self.literal_prefix)
+            and "fastapi" not in scope
+        ):
+            return Match.NONE, {}
+        return super().matches(scope)
+
+
 def api_router(
     prefix: str, tag: str, responses: dict[int | str, dict[str, Any]] = STANDARD_ERRORS
 ) -> APIRouter:
@@ -47,7 +74,7 @@ def api_router(
         tags=[tag],
         responses=responses,
         generate_unique_id_function=operation_id,
-        route_class=TransactionRoute,
+        route_class=ApiRoute,
     )
 
 
