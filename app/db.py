@@ -289,6 +289,10 @@ class RequestTransaction:
             lease.pooled.close()
         if session is None:
             return
+        if not session.in_transaction() and not session.identity_map:
+            # Never used (an autocommit read answered on the lease): it holds no connection
+            # and no objects, and closing it would only clear what is already empty.
+            return
         try:
             if commit and session.in_transaction():
                 await session.commit()
