@@ -4,7 +4,7 @@ metrics, and the last-resort error answer."""
 from __future__ import annotations
 
 import logging
-import os
+import random
 import time
 
 from asgi_correlation_id import correlation_id
@@ -53,7 +53,9 @@ def _route_template(scope: Scope) -> str:
 
 
 def _new_request_id() -> str:
-    return os.urandom(16).hex()  # as random as uuid4().hex, without building a UUID
+    # 32 hex digits like uuid4().hex, without its system call for random bytes: a request
+    # id must be unique, not unguessable (it is logged and sent back, never trusted).
+    return f"{random.getrandbits(128):032x}"
 
 
 class RequestMiddleware:
