@@ -18,9 +18,17 @@ from app.db import Database
 from app.models.customers import Customer
 from app.services import customers as customer_service
 from tests.conftest import IS_POSTGRES, TEST_DATABASE_URL
-from tests.factories import make_customer, make_org, problem
+from tests.factories import Org, make_customer, make_org, problem
 
 postgres_only = pytest.mark.skipif(not IS_POSTGRES, reason="autocommit reads are PostgreSQL's")
+
+
+@pytest.fixture
+async def rep_customer(database: Database) -> tuple[Org, str]:
+    """The small department, and the URL of a customer of ``east_rep1``."""
+    org = await make_org(database)
+    customer = await make_customer(database, org.east_rep1)
+    return org, f"/api/v1/customers/{customer.id}"
 
 
 @pytest.fixture
@@ -71,14 +79,13 @@ async def test_a_customer_outside_the_callers_scope_is_not_found(
 
 @postgres_only
 async def test_every_read_gives_its_connection_back(
-    client: httpx.AsyncClient, database: Database
+    client: httpx.AsyncClient, database: Database, rep_customer: tuple[Org, str]
 ) -> None:
-    org = await make_org(database)
-    customer = await make_customer(database, org.east_rep1)
+    org, url = rep_customer
     pool = database.engine.sync_engine.pool
     # More reads than the pool holds: a connection not given back would run it dry.
     for _ in range(database.engine.sync_engine.pool.size() + 5):  # type: ignore[attr-defined]
-        answer = await client.get(f"/api/v1/customers/{customer.id}", headers=org.east_rep1.headers)
+        answer = await client.get(url, headers=org.east_rep1.headers)
         assert answer.status_code == 200
         assert pool.checkedout() == 0  # type: ignore[attr-defined]
     problem(
@@ -91,11 +98,9 @@ async def test_every_read_gives_its_connection_back(
 
 @postgres_only
 async def test_a_read_on_a_lost_connection_is_a_503_and_the_next_one_works(
-    client: httpx.AsyncClient, database: Database
+    client: httpx.AsyncClient, database: Database, rep_customer: tuple[Org, str]
 ) -> None:
-    org = await make_org(database)
-    customer = await make_customer(database, org.east_rep1)
-    url = f"/api/v1/customers/{customer.id}"
+    org, url = rep_customer
     # Several connections in the pool, all to be lost with the database's restart.
     held = [await database.engine.connect() for _ in range(3)]
     for connection in held:
