@@ -144,7 +144,10 @@ async def paginate(
     """
     column = sortable[sort.lstrip("-")]
     page = keyset_page(stmt, sort=sort, sortable=sortable, id_column=id_column, cursor=cursor)
-    rows = (await session.scalars(page.limit(limit + 1))).all()
+    result = await session.execute(page.limit(limit + 1))
+    # A statement of one entity (or one column) answers its objects; one of several columns,
+    # its rows, which have the same attributes without an ORM object built for each.
+    rows = result.scalars().all() if len(stmt.column_descriptions) == 1 else result.all()
     if len(rows) <= limit:
         return rows, None
     last = rows[limit - 1]

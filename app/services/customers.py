@@ -7,7 +7,7 @@ import unicodedata
 import uuid
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import TypeAdapter
 from sqlalchemy import ColumnElement, Select, and_, func, or_, select, update
@@ -38,6 +38,7 @@ from app.services.common import ensure_version, get_in_scope, in_scope, read_in_
 from app.workflow import follow_owner
 
 _CUSTOMER_READS = TypeAdapter(list[CustomerRead])
+_READ_COLUMNS = [Customer.__table__.c[name] for name in CustomerRead.model_fields]
 CUSTOMER_SORTS = {
     "created_at": Customer.created_at,
     "updated_at": Customer.updated_at,
@@ -83,8 +84,16 @@ def _schedule_next_follow_up(settings: department.DepartmentSettings, customer: 
     customer.follow_up_due_at = since + timedelta(days=days)
 
 
+class StatusFacts(Protocol):
+    """What the derived status needs: a customer, its read schema or a row of its columns."""
+
+    status: str
+    last_follow_up_at: datetime | None
+    created_at: datetime
+
+
 def effective_status(
-    settings: department.DepartmentSettings, customer: Customer | CustomerRead, now: datetime
+    settings: department.DepartmentSettings, customer: StatusFacts, now: datetime
 ) -> CustomerStatus:
     """``dormant`` is derived: no follow-up (or creation) within the dormancy window."""
     if customer.status == CustomerStatus.LOST:
@@ -130,7 +139,9 @@ async def list_customers(
 ) -> tuple[list[CustomerRead], str | None]:
     settings = await department.load(session)
     now = utcnow()
-    stmt: Select[Any] = select(Customer).where(visible_customers(actor))
+    # The answer's columns, not the entity: a page of rows, without 50 ORM objects built
+    # and then read back attribute by attribute.
+    stmt: Select[Any] = select(*_READ_COLUMNS).where(visible_customers(actor))
     if owner_id is not None:
         stmt = stmt.where(Customer.owner_id == owner_id)
     if region_id is not None:
@@ -161,7 +172,7 @@ async def list_customers(
             id_column=Customer.id,
             cursor=cursor,
         ).limit(limit + 1)
-        stmt = select(Customer).where(Customer.id.in_(page))
+        stmt = select(*_READ_COLUMNS).where(Customer.id.in_(page))
     rows, next_cursor = await paginate(
         session,
         stmt,
@@ -171,9 +182,9 @@ async def list_customers(
         cursor=cursor,
         limit=limit,
     )
-    # One validation call for the page: SQLModel.model_validate per row costs half as much
-    # again as pydantic's validator does for the same rows.
-    items = _CUSTOMER_READS.validate_python(rows, from_attributes=True)
+    # One validation call for the page, of plain dicts: reading 50 rows' attributes
+    # (from_attributes) took nearly twice as long as validating the same values as dicts.
+    items = _CUSTOMER_READS.validate_python([row._asdict() for row in rows])
     for read, row in zip(items, rows, strict=True):
         read.status = effective_status(settings, row, now)
     return items, next_cursor
