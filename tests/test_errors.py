@@ -283,9 +283,29 @@ async def failing_client(database: Database) -> AsyncIterator[httpx.AsyncClient]
         await session.flush()
         raise KeyError("internal detail")
 
+    @app.post("/test-only/fails-at-commit")
+    async def fails_at_commit(session: SessionDep) -> dict[str, bool]:
+        # Not flushed here: the duplicate name fails when the route commits, after this
+        # function has returned its answer.
+        session.add(Region(name="Taken"))
+        return {"stored": True}
+
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
         yield c
+
+
+async def test_a_commit_that_fails_is_an_error_answer_never_a_200(
+    failing_client: httpx.AsyncClient, database: Database
+) -> None:
+    async with database.session() as session, session.begin():
+        session.add(Region(name="Taken"))
+    response = await failing_client.post("/test-only/fails-at-commit")
+    problem(response, 409, "conflict")
+    assert "stored" not in response.text
+    async with database.session() as session:
+        names = (await session.scalars(select(Region.name))).all()
+    assert names == ["Taken"]
 
 
 async def test_unexpected_error_is_a_500_problem_with_correlation_id(
