@@ -18,7 +18,7 @@ from app.errors import Forbidden, Unauthorized
 from app.models.people import Role, User
 from app.models.performance import SettingsRecord
 from app.permissions import Actor, Permission
-from app.security import AccessClaims, decode_access_token
+from app.security import AccessClaims, bearer_token, decode_access_token
 from app.services import department
 from app.services.department import SETTINGS_ID
 
@@ -61,10 +61,10 @@ class Caller(HTTPBearer):
         self.permission = permission
 
     async def __call__(self, request: Request) -> Actor:  # type: ignore[override]
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        if not token or scheme.lower() != "bearer":
+        token = bearer_token(request.headers.get("authorization"))
+        if token is None:
             raise Unauthorized()
-        claims = access_claims(token.strip())
+        claims = access_claims(token)
         if claims is None:
             raise Unauthorized("The access token is invalid or expired.")
         session = await get_session(request)

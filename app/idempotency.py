@@ -21,7 +21,7 @@ from app.db import Database
 from app.errors import problem_response
 from app.models.platform import IdempotencyRecord
 from app.models.types import utcnow
-from app.security import decode_access_token
+from app.security import bearer_token, decode_access_token
 
 HEADER = "idempotency-key"
 # A claim whose request has not answered in this long was abandoned: the process died, or
@@ -32,10 +32,10 @@ _MAX_BODY = 1_000_000
 
 
 def _principal(headers: Headers) -> str | None:
-    scheme, _, token = headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token:
+    token = bearer_token(headers.get("authorization"))
+    if token is None:
         return None
-    claims = decode_access_token(get_settings().signing_key(), token.strip())
+    claims = decode_access_token(get_settings().signing_key(), token)
     return str(claims.user_id) if claims else None
 
 

@@ -22,7 +22,7 @@ from starlette.types import ASGIApp, Scope
 
 from app.config import Settings
 from app.errors import RateLimited, problem_response
-from app.security import decode_access_token
+from app.security import bearer_token, decode_access_token
 
 Clock = Callable[[], float]
 
@@ -241,10 +241,10 @@ class RateLimits:
         return problem_response(error.status, error.code, error.detail, error.headers)
 
     def _user(self, authorization: str | None) -> str | None:
-        scheme, _, token = (authorization or "").partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
+        token = bearer_token(authorization)
+        if not token:
             return None
-        claims = decode_access_token(self.settings.signing_key(), token.strip())
+        claims = decode_access_token(self.settings.signing_key(), token)
         return str(claims.user_id) if claims else None
 
     def use_clock(self, clock: Clock) -> None:

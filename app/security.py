@@ -74,6 +74,15 @@ _VERIFIED: dict[str, tuple[str, int, AccessClaims]] = {}
 _VERIFIED_MAX = 4096
 
 
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header value; None for no header,
+    another scheme or no token."""
+    scheme, _, token = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        return None
+    return token.strip()
+
+
 def decode_access_token(key: str, token: str) -> AccessClaims | None:
     """The claims of a valid, unexpired access token signed by us with HS256; else None."""
     known = _VERIFIED.get(token)
