@@ -84,14 +84,19 @@ def in_scope(model: Any, actor: Actor) -> ColumnElement[bool]:
     return and_(_live(model), scope_filter(actor, model.owner_id, model.region_id))
 
 
-@cache
-def _in_scope_by_id(model: Any, role: Role, for_update: bool) -> Select[Any]:
-    # ``in_scope`` with the id and the caller's scope as bound parameters.
-    stmt: Select[Any] = select(model).where(
+def _by_id_in_scope(model: Any, role: Role) -> tuple[ColumnElement[bool], ...]:
+    # ``in_scope`` and the id, with the id and the caller's scope as bound parameters
+    # (``scope_params``).
+    return (
         model.id == bindparam("obj_id"),
         _live(model),
         scope_template(role, model.owner_id, model.region_id),
     )
+
+
+@cache
+def _in_scope_by_id(model: Any, role: Role, for_update: bool) -> Select[Any]:
+    stmt: Select[Any] = select(model).where(*_by_id_in_scope(model, role))
     return stmt.with_for_update() if for_update else stmt
 
 
@@ -112,18 +117,17 @@ async def get_in_scope(
     return await _one_or_404(session, stmt, params, name, obj_id)  # type: ignore[no-any-return]
 
 
+def answer_columns(model: Any, schema: type[BaseModel]) -> list[Any]:
+    """The table columns a read schema answers with, in its fields' order (every field of
+    the schema is a column of the table)."""
+    columns = model.__table__.c
+    return [columns[name] for name in schema.model_fields]
+
+
 @cache
 def _read_in_scope_by_id(model: Any, schema: type[BaseModel], role: Role) -> Read:
-    # The answer's columns, by the read schema's field names (every one a column of the
-    # table): what ``_in_scope_by_id`` selects, without the ORM entity.
-    columns = model.__table__.c
-    return Read(
-        select(*(columns[name] for name in schema.model_fields)).where(
-            columns.id == bindparam("obj_id"),
-            _live(model),
-            scope_template(role, model.owner_id, model.region_id),
-        )
-    )
+    # What ``_in_scope_by_id`` selects, as the answer's columns rather than the ORM entity.
+    return Read(select(*answer_columns(model, schema)).where(*_by_id_in_scope(model, role)))
 
 
 async def read_in_scope(

@@ -34,11 +34,17 @@ from app.models.types import utcnow
 from app.pagination import keyset_page, paginate
 from app.permissions import Actor
 from app.services import department
-from app.services.common import ensure_version, get_in_scope, in_scope, read_in_scope
+from app.services.common import (
+    answer_columns,
+    ensure_version,
+    get_in_scope,
+    in_scope,
+    read_in_scope,
+)
 from app.workflow import follow_owner
 
 _CUSTOMER_READS = TypeAdapter(list[CustomerRead])
-_READ_COLUMNS = [Customer.__table__.c[name] for name in CustomerRead.model_fields]
+_READ_COLUMNS = answer_columns(Customer, CustomerRead)
 CUSTOMER_SORTS = {
     "created_at": Customer.created_at,
     "updated_at": Customer.updated_at,
