@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from starlette._utils import get_route_path
 from starlette.types import ASGIApp, Scope
 
 from app.config import Settings
@@ -259,8 +260,5 @@ def client_ip(scope: Scope) -> str:
 
 
 def _exempt(scope: Scope) -> bool:
-    path: str = scope["path"]
-    root = scope.get("root_path", "")
-    if root and path.startswith(root):
-        path = path[len(root) :]
-    return path in EXEMPT_PATHS
+    # The path the router matches (without the root path), as routers.common.ApiRoute reads it.
+    return get_route_path(scope) in EXEMPT_PATHS

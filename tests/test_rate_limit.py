@@ -161,6 +161,16 @@ async def test_health_and_metrics_are_never_limited(database: Database) -> None:
         assert limited(await me(client)) == 60
 
 
+async def test_health_is_never_limited_under_a_root_path_either(database: Database) -> None:
+    app = make_app(database, FakeClock(), rate_limit_enabled=True, rate_limit_per_ip="1/minute")
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False, root_path="/crm")
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        for _ in range(3):
+            assert (await client.get("/crm/healthz")).status_code == 200
+        assert (await client.get("/crm" + ME)).status_code == 401
+        limited(await client.get("/crm" + ME))
+
+
 async def test_the_default_is_off_on_sqlite_and_on_elsewhere(
     database: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
