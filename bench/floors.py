@@ -11,13 +11,10 @@ minimal app (Starlette) and under Salesdesk (FastAPI), before any database, auth
 from __future__ import annotations
 
 import argparse
-import subprocess
-import time
-import urllib.request
 import uuid
 
 from bench.bulk import log
-from bench.load import BIN, OUT, ROOT, _cpu_seconds, _drive, _stop, find_wrk
+from bench.load import OUT, _cpu_seconds, _drive, _stop, find_wrk, serve
 
 PORT = 18433
 APPS = {
@@ -33,25 +30,6 @@ APPS = {
 }
 
 
-def _serve(target: str) -> subprocess.Popen[bytes]:
-    command = [
-        str(BIN / "uvicorn"),
-        *("--host", "127.0.0.1", "--port", str(PORT), "--workers", "1"),
-        *("--no-access-log", "--loop", "uvloop", "--http", "httptools"),
-        *("--log-level", "warning", APPS[target][0]),
-    ]
-    process = subprocess.Popen(command, cwd=ROOT)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{PORT}/healthz", timeout=1):
-                return process
-        except OSError:
-            time.sleep(0.2)
-    process.kill()
-    raise SystemExit(f"{target} did not start")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=int, default=10)
@@ -63,10 +41,10 @@ def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     rows = []
     for round_ in range(1, args.rounds + 1):
-        for target, (_app, path) in APPS.items():
+        for target, (app, path) in APPS.items():
             requests = OUT / f"requests-floor-{target}.txt"
             requests.write_text("".join(f"GET\t{path}{uuid.uuid4()}\n" for _ in range(1000)))
-            process = _serve(target)
+            process = serve(f"floor-{target}", PORT, ["--log-level", "warning", app])
             try:
                 warm = argparse.Namespace(**{**vars(args), "duration": 2})
                 _drive(wrk, PORT, requests, "-", warm)

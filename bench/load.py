@@ -226,28 +226,18 @@ async def _reset_opportunities(fixture: Fixture) -> None:
 # Servers and the load generator -------------------------------------------------------
 
 
-def _start(target: str, url: str, port: int) -> subprocess.Popen[bytes]:
-    env = bench_env(url)
-    uvicorn = [
+def serve(
+    name: str, port: int, app_args: list[str], env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """``uvicorn <app_args>`` with one worker and the load benchmark's options, its output in
+    ``var/bench/<name>.log``, once its ``/healthz`` answers."""
+    command = [
         str(BIN / "uvicorn"),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        "1",
-        "--no-access-log",
-        "--loop",
-        "uvloop",
-        "--http",
-        "httptools",
+        *("--host", "127.0.0.1", "--port", str(port), "--workers", "1"),
+        *("--no-access-log", "--loop", "uvloop", "--http", "httptools"),
+        *app_args,
     ]
-    if target == "salesdesk":
-        command = [*uvicorn, "--factory", "app.main:create_app"]
-    else:
-        env["BENCH_MINIMAL_DSN"] = plain_dsn(url)
-        command = [*uvicorn, "--log-level", "warning", "bench.minimal_app:app"]
-    log_file = open(OUT / f"{target}.log", "wb")  # noqa: SIM115  (lives as long as the server)
+    log_file = open(OUT / f"{name}.log", "wb")  # noqa: SIM115  (lives as long as the server)
     process = subprocess.Popen(
         command, cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT
     )
@@ -261,7 +251,15 @@ def _start(target: str, url: str, port: int) -> subprocess.Popen[bytes]:
                 break
             time.sleep(0.2)
     process.kill()
-    raise SystemExit(f"{target} did not start; see {OUT / f'{target}.log'}")
+    raise SystemExit(f"{name} did not start; see {OUT / f'{name}.log'}")
+
+
+def _start(target: str, url: str, port: int) -> subprocess.Popen[bytes]:
+    env = bench_env(url)
+    if target == "salesdesk":
+        return serve(target, port, ["--factory", "app.main:create_app"], env)
+    env["BENCH_MINIMAL_DSN"] = plain_dsn(url)
+    return serve(target, port, ["--log-level", "warning", "bench.minimal_app:app"], env)
 
 
 def _cpu_seconds(process: subprocess.Popen[bytes]) -> float:
