@@ -16,7 +16,7 @@ from app import reads
 from app.callers import LISTENER_NAME
 from app.db import Database
 from app.models.customers import Customer
-from app.services import customers as customer_service
+from app.services import customer_reads
 from tests.conftest import IS_POSTGRES, TEST_DATABASE_URL
 from tests.factories import Org, make_customer, make_org, problem
 
@@ -57,7 +57,7 @@ async def test_a_customer_read_on_the_driver_is_the_orm_read(
     async with database.session(write=False) as session, session.begin():
         stored = await session.get(Customer, customer.id)
         assert stored is not None
-        expected = await customer_service.to_read(session, stored)
+        expected = await customer_reads.to_read(session, stored)
     assert answer.json() == expected.model_dump(mode="json")
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import unicodedata
 import uuid
 from datetime import datetime
 from enum import StrEnum
@@ -13,6 +15,22 @@ from sqlmodel import Field
 
 from app.models.base import InputSchema, RecordBase, ResourceRead, scoped_indexes
 from app.models.types import Timestamp, UTCDateTime
+
+# What the name_key and phone_key columns hold: the duplicate check compares them, and
+# a search matches name_key.
+_PUNCTUATION = re.compile(r"[\W_]+", re.UNICODE)
+
+
+def name_key(name: str) -> str:
+    """Case, width, spacing and punctuation do not make a different company."""
+    return _PUNCTUATION.sub("", unicodedata.normalize("NFKC", name).casefold())
+
+
+def phone_key(phone: str | None) -> str | None:
+    if not phone:
+        return None
+    digits = re.sub(r"\D", "", unicodedata.normalize("NFKC", phone))
+    return digits or None
 
 
 class Classification(StrEnum):

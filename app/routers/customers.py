@@ -34,6 +34,7 @@ from app.routers.common import (
     with_etag,
 )
 from app.services import contacts as contact_service
+from app.services import customer_reads as read_service
 from app.services import customers as service
 
 router = api_router("/customers", "customers")
@@ -55,7 +56,7 @@ class ContactPage(Page[ContactRead]):
 
 
 async def _answer(session: SessionDep, customer: object, response: Response) -> CustomerRead:
-    read = await service.to_read(session, customer)  # type: ignore[arg-type]
+    read = await read_service.to_read(session, customer)  # type: ignore[arg-type]
     with_etag(response, read.version)
     return read
 
@@ -77,7 +78,7 @@ async def customers_list(
     cursor: Cursor = None,
     limit: Limit = 50,
 ) -> CustomerPage:
-    items, next_cursor = await service.list_customers(
+    items, next_cursor = await read_service.list_customers(
         session,
         actor,
         owner_id=owner_id,
@@ -99,7 +100,7 @@ async def customers_create(
 ) -> CustomerRead:
     customer = await service.create_customer(session, actor, body)
     created(response, f"/api/v1/customers/{customer.id}", customer.version)
-    return await service.to_read(session, customer)
+    return await read_service.to_read(session, customer)
 
 
 @router.get("/{customer_id}", summary="Get a customer", responses=ok_with_etag())
@@ -107,7 +108,7 @@ async def customers_create(
 async def customers_get(
     session: SessionDep, actor: Reader, customer_id: uuid.UUID, response: Response
 ) -> CustomerRead:
-    read = await service.read_customer(session, actor, customer_id)
+    read = await read_service.read_customer(session, actor, customer_id)
     with_etag(response, read.version)
     return read
 

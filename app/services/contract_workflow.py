@@ -36,8 +36,8 @@ from app.models.customers import (
 from app.models.platform import StateChange
 from app.models.types import utcnow
 from app.permissions import Actor
+from app.services import customer_reads, department
 from app.services import customers as customer_service
-from app.services import department
 from app.services.contracts import (
     CLOSED,
     S,
@@ -162,7 +162,7 @@ async def _signed(
     await customer_service.refresh_classification(session, customer)
     if session.is_modified(customer):
         await session.flush()
-        read = await customer_service.to_read(session, customer)
+        read = await customer_reads.to_read(session, customer)
         events.record(session, "customer.updated", customer, read)
 
 

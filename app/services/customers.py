@@ -1,16 +1,14 @@
-"""Customers: ownership and scope, duplicates, classification, follow-up cadence."""
+"""Customers: ownership and scope, duplicates, classification, follow-up cadence (the
+changes; reading them is ``app.services.customer_reads``)."""
 
 from __future__ import annotations
 
-import re
-import unicodedata
 import uuid
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any
 
-from pydantic import TypeAdapter
-from sqlalchemy import ColumnElement, Select, and_, func, or_, select, update
+from sqlalchemy import Select, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import events
@@ -22,52 +20,20 @@ from app.models.customers import (
     ClassificationOverride,
     Customer,
     CustomerCreate,
-    CustomerRead,
-    CustomerStatus,
     CustomerUpdate,
     FollowUp,
     FollowUpStatus,
+    name_key,
+    phone_key,
 )
 from app.models.people import Role, User
 from app.models.pipeline import OPEN_STAGES, Opportunity
 from app.models.types import utcnow
-from app.pagination import keyset_page, paginate
 from app.permissions import Actor
 from app.services import department
-from app.services.common import (
-    answer_columns,
-    ensure_version,
-    get_in_scope,
-    in_scope,
-    read_in_scope,
-)
+from app.services.common import ensure_version, get_in_scope
+from app.services.customer_reads import to_read, visible_customers
 from app.workflow import follow_owner
-
-_CUSTOMER_READS = TypeAdapter(list[CustomerRead])
-_READ_COLUMNS = answer_columns(Customer, CustomerRead)
-CUSTOMER_SORTS = {
-    "created_at": Customer.created_at,
-    "updated_at": Customer.updated_at,
-    "name": Customer.name,
-}
-_PUNCTUATION = re.compile(r"[\W_]+", re.UNICODE)
-
-
-def name_key(name: str) -> str:
-    """Case, width, spacing and punctuation do not make a different company."""
-    return _PUNCTUATION.sub("", unicodedata.normalize("NFKC", name).casefold())
-
-
-def phone_key(phone: str | None) -> str | None:
-    if not phone:
-        return None
-    digits = re.sub(r"\D", "", unicodedata.normalize("NFKC", phone))
-    return digits or None
-
-
-def visible_customers(actor: Actor) -> ColumnElement[bool]:
-    """Live customers in the actor's scope."""
-    return in_scope(Customer, actor)
 
 
 def suggest_classification(
@@ -88,122 +54,6 @@ def _schedule_next_follow_up(settings: department.DepartmentSettings, customer: 
     days = settings.follow_up_cadence_days[customer.classification]
     since = customer.last_follow_up_at or customer.created_at
     customer.follow_up_due_at = since + timedelta(days=days)
-
-
-class StatusFacts(Protocol):
-    """What the derived status needs: a customer, its read schema or a row of its columns."""
-
-    status: str
-    last_follow_up_at: datetime | None
-    created_at: datetime
-
-
-def effective_status(
-    settings: department.DepartmentSettings, customer: StatusFacts, now: datetime
-) -> CustomerStatus:
-    """``dormant`` is derived: no follow-up (or creation) within the dormancy window."""
-    if customer.status == CustomerStatus.LOST:
-        return CustomerStatus.LOST
-    last = customer.last_follow_up_at or customer.created_at
-    if last < now - timedelta(days=settings.dormant_after_days):
-        return CustomerStatus.DORMANT
-    return CustomerStatus(customer.status)
-
-
-async def to_read(session: AsyncSession, customer: Customer) -> CustomerRead:
-    settings = await department.load(session)
-    read = CustomerRead.model_validate(customer)
-    read.status = effective_status(settings, customer, utcnow())
-    return read
-
-
-def _status_filter(
-    settings: department.DepartmentSettings, status: CustomerStatus, now: datetime
-) -> ColumnElement[bool]:
-    last = func.coalesce(Customer.last_follow_up_at, Customer.created_at)
-    cutoff = now - timedelta(days=settings.dormant_after_days)
-    if status == CustomerStatus.LOST:
-        return Customer.status == CustomerStatus.LOST
-    if status == CustomerStatus.DORMANT:
-        return and_(Customer.status != CustomerStatus.LOST, last < cutoff)
-    return and_(Customer.status == status, last >= cutoff)
-
-
-async def list_customers(
-    session: AsyncSession,
-    actor: Actor,
-    *,
-    owner_id: uuid.UUID | None = None,
-    region_id: uuid.UUID | None = None,
-    classification: Classification | None = None,
-    status: CustomerStatus | None = None,
-    overdue: bool | None = None,
-    q: str | None = None,
-    sort: str = "-created_at",
-    cursor: str | None = None,
-    limit: int = 50,
-) -> tuple[list[CustomerRead], str | None]:
-    settings = await department.load(session)
-    now = utcnow()
-    # The answer's columns, not the entity: a page of rows, without 50 ORM objects built
-    # and then read back attribute by attribute.
-    stmt: Select[Any] = select(*_READ_COLUMNS).where(visible_customers(actor))
-    if owner_id is not None:
-        stmt = stmt.where(Customer.owner_id == owner_id)
-    if region_id is not None:
-        stmt = stmt.where(Customer.region_id == region_id)
-    if classification is not None:
-        stmt = stmt.where(Customer.classification == classification)
-    if status is not None:
-        stmt = stmt.where(_status_filter(settings, status, now))
-    if overdue is True:
-        stmt = stmt.where(Customer.follow_up_due_at < now)
-    elif overdue is False:
-        stmt = stmt.where(
-            or_(Customer.follow_up_due_at.is_(None), Customer.follow_up_due_at >= now)
-        )
-    key = name_key(q) if q else ""
-    if key:
-        stmt = stmt.where(Customer.name_key.contains(key, autoescape=True))
-    if key and session.get_bind().dialect.name == "postgresql":
-        # A search: the page's ids first, from an index that carries the name (the rep's or
-        # the region's live customers newest first, ix_customers_*_search), then their rows.
-        # Asked for whole rows at once, PostgreSQL read a rep's whole book from the table,
-        # or walked every live customer newest first for a region (25,000 rows for a common
-        # word at a million customers), instead of the index entries (2,000 or 2,500).
-        page = keyset_page(
-            stmt.with_only_columns(Customer.id),
-            sort=sort,
-            sortable=CUSTOMER_SORTS,
-            id_column=Customer.id,
-            cursor=cursor,
-        ).limit(limit + 1)
-        stmt = select(*_READ_COLUMNS).where(Customer.id.in_(page))
-    rows, next_cursor = await paginate(
-        session,
-        stmt,
-        sort=sort,
-        sortable=CUSTOMER_SORTS,
-        id_column=Customer.id,
-        cursor=cursor,
-        limit=limit,
-    )
-    # One validation call for the page, of plain dicts: reading 50 rows' attributes
-    # (from_attributes) took nearly twice as long as validating the same values as dicts.
-    items = _CUSTOMER_READS.validate_python([row._asdict() for row in rows])
-    for read, row in zip(items, rows, strict=True):
-        read.status = effective_status(settings, row, now)
-    return items, next_cursor
-
-
-async def read_customer(
-    session: AsyncSession, actor: Actor, customer_id: uuid.UUID
-) -> CustomerRead:
-    """The customer as the API shows it, read without loading the ORM entity."""
-    settings = await department.load(session)
-    read = await read_in_scope(session, Customer, CustomerRead, customer_id, actor, name="customer")
-    read.status = effective_status(settings, read, utcnow())
-    return read
 
 
 async def get_customer(
