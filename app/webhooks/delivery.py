@@ -4,10 +4,10 @@ The ``events`` table is the outbox. A worker round does two things, each in its 
 transaction, so any number of workers (in ``salesdesk serve`` and ``salesdesk worker``
 processes) can share one database:
 
-1. Dispatch: lock undispatched events (``FOR UPDATE SKIP LOCKED``), add one delivery per
-   subscribed active endpoint, mark the events dispatched, commit. An event is dispatched
-   exactly once, whenever its transaction commits: nothing is skipped the way a cursor over
-   ``seq`` would skip a late committer.
+1. Dispatch (``app.webhooks.dispatch``): lock undispatched events (``FOR UPDATE SKIP
+   LOCKED``), add one delivery per subscribed active endpoint, mark the events dispatched,
+   commit. An event is dispatched exactly once, whenever its transaction commits: nothing
+   is skipped the way a cursor over ``seq`` would skip a late committer.
 2. Deliver: lock due deliveries (``FOR UPDATE SKIP LOCKED``), reserve the next attempt number,
    write the attempt row and push ``next_attempt_at`` out by a lease, commit; then send; then
    store the answer. An attempt number is reserved once, so no two workers ever send the same
@@ -36,7 +36,6 @@ from app import events
 from app.config import Settings
 from app.db import Database
 from app.errors import database_unavailable
-from app.models.platform import Event
 from app.models.types import utcnow
 from app.models.webhooks import (
     DeliveryStatus,
@@ -46,20 +45,14 @@ from app.models.webhooks import (
     WebhookRead,
     WebhookSecret,
 )
-from app.webhooks.messages import (
-    check_resolved_host,
-    message_body,
-    parse_retry_delays,
-    signature,
-    subscribed,
-)
+from app.webhooks.dispatch import dispatch_events
+from app.webhooks.messages import check_resolved_host, parse_retry_delays, signature
 
 logger = logging.getLogger("salesdesk.webhooks")
 
 DISABLE_AFTER = timedelta(days=5)
 EXCERPT_BYTES = 1024
 CLAIM_BATCH = 20
-DISPATCH_BATCH = 200
 USER_AGENT = "Salesdesk-Webhooks/1.0"
 ABANDONED = "No answer was recorded: the worker stopped or ran out of time during this attempt."
 
@@ -116,52 +109,7 @@ class DeliveryWorker:
 
     async def dispatch(self) -> int:
         """Turn undispatched events into deliveries; returns how many events it took."""
-        # A read first, so idle rounds never take SQLite's write lock.
-        async with self.database.session(write=False) as session:
-            waiting = await session.scalar(
-                select(Event.seq).where(Event.dispatched_at.is_(None)).limit(1)
-            )
-        if waiting is None:
-            return 0
-        async with self.database.session() as session, session.begin():
-            batch = (
-                await session.scalars(
-                    select(Event)
-                    .where(Event.dispatched_at.is_(None))
-                    .order_by(Event.seq)
-                    .limit(DISPATCH_BATCH)
-                    .with_for_update(skip_locked=True)
-                )
-            ).all()
-            if not batch:
-                return 0
-            endpoints = (
-                await session.scalars(select(WebhookEndpoint).where(WebhookEndpoint.is_active))
-            ).all()
-            now = utcnow()
-            for event in batch:
-                body: str | None = None
-                for endpoint in endpoints:
-                    if not subscribed(endpoint.events, event.type):
-                        continue
-                    body = body or message_body(event.type, event.occurred_at, event.data)
-                    session.add(
-                        WebhookDelivery(
-                            endpoint_id=endpoint.id,
-                            message_id=event.id,
-                            event_id=event.id,
-                            event_type=event.type,
-                            payload=body,
-                            max_attempts=len(self.delays) + 1,
-                            next_attempt_at=now,
-                        )
-                    )
-            await session.execute(
-                update(Event)
-                .where(Event.seq.in_([event.seq for event in batch]))
-                .values(dispatched_at=now)
-            )
-        return len(batch)
+        return await dispatch_events(self.database, max_attempts=len(self.delays) + 1)
 
     # Delivery ---------------------------------------------------------------------------
 
