@@ -28,6 +28,7 @@ from app.services.common import answer_columns, in_scope, read_in_scope
 
 _CUSTOMER_READS = TypeAdapter(list[CustomerRead])
 _READ_COLUMNS = answer_columns(Customer, CustomerRead)
+_READ_NAMES = tuple(column.key for column in _READ_COLUMNS)
 CUSTOMER_SORTS = {
     "created_at": Customer.created_at,
     "updated_at": Customer.updated_at,
@@ -48,16 +49,31 @@ class StatusFacts(Protocol):
     created_at: datetime
 
 
+def dormant_cutoff(settings: department.DepartmentSettings, now: datetime) -> datetime:
+    """Customers last followed up (or created) before this are ``dormant``."""
+    return now - timedelta(days=settings.dormant_after_days)
+
+
+def status_at(
+    stored: str, last_follow_up_at: datetime | None, created_at: datetime, cutoff: datetime
+) -> CustomerStatus:
+    """``dormant`` is derived: no follow-up (or creation) since ``cutoff``."""
+    if stored == CustomerStatus.LOST:
+        return CustomerStatus.LOST
+    if (last_follow_up_at or created_at) < cutoff:
+        return CustomerStatus.DORMANT
+    return CustomerStatus(stored)
+
+
 def effective_status(
     settings: department.DepartmentSettings, customer: StatusFacts, now: datetime
 ) -> CustomerStatus:
-    """``dormant`` is derived: no follow-up (or creation) within the dormancy window."""
-    if customer.status == CustomerStatus.LOST:
-        return CustomerStatus.LOST
-    last = customer.last_follow_up_at or customer.created_at
-    if last < now - timedelta(days=settings.dormant_after_days):
-        return CustomerStatus.DORMANT
-    return CustomerStatus(customer.status)
+    return status_at(
+        customer.status,
+        customer.last_follow_up_at,
+        customer.created_at,
+        dormant_cutoff(settings, now),
+    )
 
 
 async def to_read(session: AsyncSession, customer: Customer) -> CustomerRead:
@@ -138,12 +154,19 @@ async def list_customers(
         cursor=cursor,
         limit=limit,
     )
-    # One validation call for the page, of plain dicts: reading 50 rows' attributes
-    # (from_attributes) took nearly twice as long as validating the same values as dicts.
-    items = _CUSTOMER_READS.validate_python([row._asdict() for row in rows])
-    for read, row in zip(items, rows, strict=True):
-        read.status = effective_status(settings, row, now)
-    return items, next_cursor
+    # One validation call for the page, of plain dicts with the derived status already in:
+    # reading 50 rows' attributes (from_attributes) took nearly twice as long as validating
+    # the same values as dicts, and ``Row._asdict`` or setting the status on each answer
+    # afterwards cost as much again as building the dicts here.
+    cutoff = dormant_cutoff(settings, now)
+    page = []
+    for row in rows:
+        values = dict(zip(_READ_NAMES, row, strict=True))
+        values["status"] = status_at(
+            values["status"], values["last_follow_up_at"], values["created_at"], cutoff
+        )
+        page.append(values)
+    return _CUSTOMER_READS.validate_python(page), next_cursor
 
 
 async def read_customer(
