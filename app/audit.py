@@ -2,6 +2,11 @@
 
 Services need not remember to audit: whatever they add, change or delete through the ORM in
 a request is logged with the acting user, in the same transaction.
+
+The entries are collected before each flush (while the rows' history says what changed) and
+written by one Core insert at the end of that flush, inside its transaction or savepoint.
+They are rows no request reads back, so building an ORM object for each and putting it
+through the unit of work (about a tenth of a write's CPU) bought nothing.
 """
 
 from __future__ import annotations
@@ -12,10 +17,11 @@ from decimal import Decimal
 from enum import Enum
 from typing import Any
 
-from sqlalchemy import event, inspect
+from sqlalchemy import event, insert, inspect
 from sqlalchemy.orm import Session
 
 from app.models.platform import AuditEntry
+from app.models.types import utcnow
 
 # Never copied into the audit log.
 _SECRET_COLUMNS = frozenset({"password_hash", "secret", "token_digest"})
@@ -23,6 +29,9 @@ _SECRET_COLUMNS = frozenset({"password_hash", "secret", "token_digest"})
 _SECRET_NAMES = {"password_hash": "credentials", "secret": "secret", "token_digest": "token"}
 _NOISE_COLUMNS = frozenset({"version", "updated_at"})
 _REDACTED = "[changed]"
+# Where a flush's entries wait for its end; set by every flush, so a failed one leaves none.
+_PENDING = "audit_entries"
+_INSERT = insert(AuditEntry.__table__)  # type: ignore[attr-defined]
 
 
 def _jsonable(value: Any) -> Any:
@@ -68,21 +77,23 @@ def _changes(obj: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     return before, after
 
 
-def _entry(session: Session, obj: Any, action: str, before: Any, after: Any) -> AuditEntry:
-    return AuditEntry(
-        actor_id=session.info.get("actor_id"),
-        action=action,
-        entity_type=obj.__tablename__,
-        entity_id=obj.id,
-        region_id=getattr(obj, "region_id", None),
-        before=before,
-        after=after,
-    )
+def _entry(session: Session, obj: Any, action: str, before: Any, after: Any) -> dict[str, Any]:
+    return {
+        "id": uuid.uuid4(),
+        "at": utcnow(),
+        "actor_id": session.info.get("actor_id"),
+        "action": action,
+        "entity_type": obj.__tablename__,
+        "entity_id": obj.id,
+        "region_id": getattr(obj, "region_id", None),
+        "before": before,
+        "after": after,
+    }
 
 
 @event.listens_for(Session, "before_flush")
 def _audit_before_flush(session: Session, _context: Any, _instances: Any) -> None:
-    entries: list[AuditEntry] = []
+    entries: list[dict[str, Any]] = []
     for obj in session.new:
         if getattr(obj, "__audited__", False):
             entries.append(_entry(session, obj, "create", None, _snapshot(obj)))
@@ -95,4 +106,11 @@ def _audit_before_flush(session: Session, _context: Any, _instances: Any) -> Non
     for obj in session.deleted:
         if getattr(obj, "__audited__", False):
             entries.append(_entry(session, obj, "delete", _snapshot(obj), None))
-    session.add_all(entries)
+    session.info[_PENDING] = entries
+
+
+@event.listens_for(Session, "after_flush")
+def _audit_after_flush(session: Session, _context: Any) -> None:
+    entries = session.info.pop(_PENDING, None)
+    if entries:
+        session.connection().execute(_INSERT, entries)

@@ -11,12 +11,13 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 
 from app import events
 from app.db import Database
-from app.models.people import User
-from app.models.platform import Event
+from app.models.people import Region, User
+from app.models.platform import AuditEntry, Event
 from app.models.types import utcnow
 from app.services.activity import GAP_GRACE
 from tests.factories import Org, Person, make_org, problem
@@ -242,6 +243,32 @@ async def test_audit_records_who_did_what(client: httpx.AsyncClient, org: Org) -
     assert change["before"] == {"industry": None}
     assert change["after"] == {"industry": "Steel"}
     assert set(delete["after"]) == {"deleted_at"} and delete["before"] == {"deleted_at": None}
+
+
+async def test_audit_entries_share_the_fate_of_their_flush(database: Database, org: Org) -> None:
+    """Entries are written inside the flush that made the change: a savepoint rolled back,
+    or one whose flush failed, takes its entries with it; the transaction's others stay."""
+    async with database.session() as session, session.begin():
+        session.info["actor_id"] = org.director.id
+        savepoint = await session.begin_nested()
+        session.add(Region(name="Dropped"))
+        await session.flush()
+        await savepoint.rollback()
+        with pytest.raises(IntegrityError):
+            async with session.begin_nested():
+                session.add(Region(name=org.east.name))  # taken: this flush fails
+                await session.flush()
+        kept = Region(name="Kept")
+        session.add(kept)
+    async with database.session(write=False) as session:
+        names = set((await session.scalars(select(Region.name))).all())
+        query = select(AuditEntry).where(AuditEntry.entity_type == "regions")
+        entries = (await session.scalars(query)).all()
+    assert names == {org.east.name, org.north.name, "Kept"}
+    known = {org.east.id, org.north.id}
+    (entry,) = [e for e in entries if e.entity_id not in known]
+    assert (entry.entity_id, entry.action, entry.actor_id) == (kept.id, "create", org.director.id)
+    assert entry.before is None and entry.after is not None and entry.after["name"] == "Kept"
 
 
 async def test_audit_is_scoped_by_region(client: httpx.AsyncClient, org: Org) -> None:
