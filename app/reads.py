@@ -8,7 +8,10 @@ parameters and columns go through the same bind and result processors the ORM wo
 (UTC timestamps, UUIDs, enums), and it runs on the request's own connection
 (``app.db.driver_connection``), inside the request's transaction where there is one.
 
-Only for plain SELECTs of columns; a lost connection is an ``OperationalError`` (503) as it is
+Only for plain SELECTs of columns. A statement with an expanding IN list (``bindparam(...,
+expanding=True)``) has its SQL rendered for each call's list by SQLAlchemy's own post-compile
+step, values bound in the statement itself (``case(..., else_=0)``) are sent as compiled. A
+lost connection is an ``OperationalError`` (503) as it is
 on the ORM path. Statements sent this way do not pass SQLAlchemy's cursor events: whatever
 needs to see them (the tests counting statements, the benchmarks) adds itself to
 ``OBSERVERS``.
@@ -18,11 +21,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any, Protocol
 
 from sqlalchemy import Select
-from sqlalchemy.engine import Dialect
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.engine import Dialect, processors
+from sqlalchemy.exc import InvalidRequestError, OperationalError
+from sqlalchemy.sql import sqltypes
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.types import TypeDecorator
 
 Processor = Callable[[Any], Any] | None
 
@@ -46,6 +53,10 @@ class _Compiled:
     binds: tuple[tuple[str, Processor], ...]
     results: tuple[Processor, ...]
     asyncpg: bool
+    # The values bound in the statement itself, by name: sent unless the call gives its own.
+    literals: Mapping[str, Any]
+    # Set when the SQL depends on the lengths of IN lists: rendered for each call's lists.
+    expanding: SQLCompiler | None
 
 
 class Read:
@@ -58,40 +69,70 @@ class Read:
 
     def _compile(self, dialect: Dialect) -> _Compiled:
         compiled = self.statement.compile(dialect=dialect)
+        assert isinstance(compiled, SQLCompiler)
         names = compiled.positiontup or []
         binds = tuple(
             (name, compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect))
             for name in names
         )
         results = tuple(
-            column.type.dialect_impl(dialect).result_processor(dialect, None)
-            for column in self.statement.selected_columns
+            _result_processor(column.type, dialect) for column in self.statement.selected_columns
         )
-        done = _Compiled(compiled.string, binds, results, dialect.driver == "asyncpg")
+        literals = {
+            name: bind.effective_value
+            for name, bind in compiled.binds.items()
+            if not bind.required and bind.callable is None
+        }
+        done = _Compiled(
+            compiled.string,
+            binds,
+            results,
+            dialect.driver == "asyncpg",
+            literals,
+            compiled if compiled.post_compile_params else None,
+        )
         self._compiled[dialect.name] = done
         return done
+
+    def _sql_and_args(
+        self, compiled: _Compiled, params: Mapping[str, Any]
+    ) -> tuple[str, list[Any]]:
+        if compiled.expanding is not None:
+            state = compiled.expanding.construct_expanded_state(
+                {**compiled.literals, **params}, escape_names=False
+            )
+            processors = state.processors
+            values = state.parameters
+            args = []
+            for name in state.positiontup or ():
+                process = processors.get(name)
+                args.append(values[name] if process is None else process(values[name]))
+            return state.statement, args
+        literals = compiled.literals
+        args = []
+        for name, process in compiled.binds:
+            value = params[name] if name in params else literals[name]
+            args.append(value if process is None else process(value))
+        return compiled.sql, args
 
     async def rows(
         self, connection: DriverConnection, params: Mapping[str, Any]
     ) -> list[tuple[Any, ...]]:
         compiled = self._compiled.get(connection.dialect.name) or self._compile(connection.dialect)
-        args = [
-            params[name] if process is None else process(params[name])
-            for name, process in compiled.binds
-        ]
+        sql, args = self._sql_and_args(compiled, params)
         for observe in OBSERVERS:
-            observe(compiled.sql, args)
+            observe(sql, args)
         try:
             if compiled.asyncpg:
-                records: Sequence[Sequence[Any]] = await connection.raw.fetch(compiled.sql, *args)
+                records: Sequence[Sequence[Any]] = await connection.raw.fetch(sql, *args)
             else:
-                cursor = await connection.raw.execute(compiled.sql, args)
+                cursor = await connection.raw.execute(sql, args)
                 records = await cursor.fetchall()
                 await cursor.close()
         except Exception as exc:
             if _is_operational(exc, connection):
                 connection.lost(exc)
-                raise OperationalError(compiled.sql, args, exc) from exc
+                raise OperationalError(sql, args, exc) from exc
             raise
         results = compiled.results
         return [
@@ -107,6 +148,34 @@ class Read:
     ) -> tuple[Any, ...] | None:
         found = await self.rows(connection, params)
         return found[0] if found else None
+
+
+def _result_processor(type_: Any, dialect: Dialect) -> Processor:
+    impl = type_.dialect_impl(dialect)
+    try:
+        return impl.result_processor(dialect, None)  # type: ignore[no-any-return]
+    except (TypeError, InvalidRequestError):
+        # asyncpg's numeric types pick their conversion by the column's PostgreSQL type (a
+        # sum of money is numeric, a float column float8), which only a cursor's description
+        # tells; the values themselves tell the same.
+        decorator = impl if isinstance(impl, TypeDecorator) else None
+        numeric = decorator.impl_instance if decorator is not None else impl
+        if not isinstance(numeric, sqltypes.NumericCommon):
+            raise
+    convert = _numeric_by_value(numeric)
+    if decorator is None:
+        return convert
+    process = decorator.process_result_value
+    return lambda value: process(convert(value), dialect)
+
+
+def _numeric_by_value(numeric: sqltypes.NumericCommon[Any]) -> Callable[[Any], Any]:
+    if numeric.asdecimal:
+        to_decimal = processors.to_decimal_processor_factory(
+            Decimal, numeric._effective_decimal_return_scale
+        )
+        return lambda value: to_decimal(value) if isinstance(value, float) else value
+    return lambda value: float(value) if isinstance(value, Decimal) else value
 
 
 def _is_operational(error: BaseException, connection: DriverConnection) -> bool:

@@ -5,19 +5,22 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from decimal import Decimal
 from typing import Any
 
 import asyncpg
 import httpx
 import pytest
-from sqlalchemy import text
+from sqlalchemy import bindparam, case, func, select, text
 
 from app import reads
 from app.callers import LISTENER_NAME
-from app.db import Database
+from app.db import Database, driver_connection
+from app.models.contracts import Contract, ContractStatus
 from app.models.customers import Customer
 from app.services import customer_reads
 from tests.conftest import IS_POSTGRES, TEST_DATABASE_URL
+from tests.contract_helpers import make_contract
 from tests.factories import Org, make_customer, make_org, problem
 
 postgres_only = pytest.mark.skipif(not IS_POSTGRES, reason="autocommit reads are PostgreSQL's")
@@ -139,3 +142,45 @@ async def test_a_read_on_a_lost_connection_is_a_503_and_the_next_one_works(
     finally:
         database.callers.listening = False
         database.callers.forget()
+
+
+async def test_a_read_with_an_in_list_and_literals_answers_as_the_session(
+    database: Database,
+) -> None:
+    """What the reports send (``services.figures``): an IN list of any length, values bound
+    in the statement itself, money sums and averages, answered with the same values and
+    types as through the session."""
+    org = await make_org(database)
+    await make_contract(database, org.east_rep1, ContractStatus.SIGNED, list_price="1000.00")
+    await make_contract(database, org.east_rep1, ContractStatus.SIGNED, list_price="250.50")
+    await make_contract(database, org.east_rep2, ContractStatus.SIGNED, list_price="99.99")
+    large = case((Contract.amount > 500, 1), else_=0)
+    stmt = (
+        select(
+            func.sum(Contract.amount),
+            func.avg(Contract.amount),
+            func.count(),
+            func.sum(large),
+            Contract.owner_id,
+        )
+        .where(Contract.owner_id.in_(bindparam("owners", expanding=True)))
+        .group_by(Contract.owner_id)
+    )
+    read = reads.Read(stmt)
+    answers = []
+    for owners in ([org.east_rep1.id], [org.east_rep1.id, org.east_rep2.id], []):
+        async with database.session() as session, session.begin():
+            expected = [tuple(row) for row in await session.execute(stmt, {"owners": owners})]
+            got = await read.rows(await driver_connection(session), {"owners": owners})
+        assert sorted(got, key=str) == sorted(expected, key=str)
+        assert {tuple(type(v) for v in row) for row in got} == {
+            tuple(type(v) for v in row) for row in expected
+        }
+        answers.append({row[-1]: row[:-1] for row in got})
+    assert [len(answer) for answer in answers] == [1, 2, 0]
+    async with database.session(write=False) as session:
+        mine = select(Contract.amount).where(Contract.owner_id == org.east_rep1.id)
+        amounts = list(await session.scalars(mine))
+    total, mean, count, large_ones = answers[1][org.east_rep1.id]
+    assert (count, large_ones) == (2, sum(1 for amount in amounts if amount > 500))
+    assert isinstance(total, Decimal) and total == sum(amounts) and mean == total / 2
