@@ -44,16 +44,21 @@ import os
 import pstats
 import statistics
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 
-from bench.bulk import bench_env, database_exists, database_url, log, migrate, plain_dsn
+from bench.bulk import (
+    bench_env,
+    database_exists,
+    database_url,
+    log,
+    migrate,
+    reset_opportunities,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "var" / "bench"
@@ -97,17 +102,6 @@ def _prepare(url: str, reload: bool) -> Fixture:
         )
     )
     return fixture
-
-
-async def _reset_opportunities(url: str, ids: list[str]) -> None:
-    conn = await asyncpg.connect(plain_dsn(url))
-    try:
-        await conn.execute(
-            "UPDATE opportunities SET stage = 'lead' WHERE id = ANY($1::uuid[])",
-            [uuid.UUID(i) for i in ids],
-        )
-    finally:
-        await conn.close()
 
 
 Request = tuple[str, str, dict[str, Any] | None]
@@ -203,15 +197,14 @@ async def _measure(args: argparse.Namespace, url: str, fixture: Fixture) -> None
             for route in routes:
                 make = _requests(route, fixture)
                 token = fixture.tokens["manager" if route == "summary" else "rep"]
-                if route == "move_stage":
-                    await _reset_opportunities(url, fixture.opportunity_ids)
+                await reset_opportunities(url, fixture.opportunity_ids)  # and vacuums
                 position = 0
                 await _run(client, make, position, args.warmup, token)
                 position += args.warmup
                 results[route] = []
                 for _ in range(args.rounds):
                     if route == "move_stage" and position + args.n > len(fixture.opportunity_ids):
-                        await _reset_opportunities(url, fixture.opportunity_ids)
+                        await reset_opportunities(url, fixture.opportunity_ids)
                         position = 0
                     times, wall = os.times(), time.perf_counter()
                     results[route].append(await _run(client, make, position, args.n, token))
@@ -228,7 +221,7 @@ async def _measure(args: argparse.Namespace, url: str, fixture: Fixture) -> None
                     make = _requests(route, fixture)
                     token = fixture.tokens["manager" if route == "summary" else "rep"]
                     if route == "move_stage":
-                        await _reset_opportunities(url, fixture.opportunity_ids)
+                        await reset_opportunities(url, fixture.opportunity_ids)
                     profiler = cProfile.Profile()
                     profiler.enable()
                     await _run(client, make, 0, args.n, token)

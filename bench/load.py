@@ -45,6 +45,7 @@ from bench.bulk import (
     migrate,
     plain_dsn,
     recreate_database,
+    reset_opportunities,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -210,17 +211,6 @@ def _write_requests(fixture: Fixture, threads: int) -> dict[str, Path]:
         path.write_text("\n".join(lines) + "\n")
         paths[key] = path
     return paths
-
-
-async def _reset_opportunities(fixture: Fixture) -> None:
-    conn = await asyncpg.connect(plain_dsn(fixture.url))
-    try:
-        await conn.execute(
-            "UPDATE opportunities SET stage = 'lead' WHERE id = ANY($1::uuid[])",
-            fixture.opportunity_ids,
-        )
-    finally:
-        await conn.close()
 
 
 # Servers and the load generator -------------------------------------------------------
@@ -516,14 +506,13 @@ def main() -> None:
         warm = argparse.Namespace(**{**vars(args), "duration": 3})
         for route in routes:
             for target in route.targets:
-                if route.key == "move_stage":
-                    asyncio.run(_reset_opportunities(fixture))
+                asyncio.run(reset_opportunities(fixture.url, fixture.opportunity_ids))
                 _drive(wrk, ports[target], files[route.key], fixture.tokens[route.user], warm)
         for round_ in range(1, args.rounds + 1):
             for route in routes:
                 for target in route.targets:
-                    if route.key == "move_stage":
-                        asyncio.run(_reset_opportunities(fixture))
+                    # Every run starts from the same data, vacuumed (see reset_opportunities).
+                    asyncio.run(reset_opportunities(fixture.url, fixture.opportunity_ids))
                     cpu_before = _cpu_seconds(servers[target])
                     data = _drive(
                         wrk, ports[target], files[route.key], fixture.tokens[route.user], args
@@ -543,8 +532,7 @@ def main() -> None:
                 log("--profile needs py-spy (pip install py-spy) on PATH or in $PY_SPY")
             else:
                 for route in routes:
-                    if route.key == "move_stage":
-                        asyncio.run(_reset_opportunities(fixture))
+                    asyncio.run(reset_opportunities(fixture.url, fixture.opportunity_ids))
                     _profiled_run(py_spy, servers["salesdesk"], wrk, route, files, fixture, args)
     finally:
         for process in servers.values():
