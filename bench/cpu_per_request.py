@@ -16,8 +16,9 @@ organisation, its saved settings, 10,000 more customers with follow-ups, 15,000 
 opportunities of ``east.rep1``), once: later runs reuse it (``--reload`` builds it again).
 Requests, as in ``bench/requests.lua``: ``east.rep1`` reads its customers one by one, lists
 50, records a done follow-up on each customer in turn and moves each opportunity from
-``lead`` to ``contacted`` (all are put back to ``lead`` before the route starts and whenever
-every one has moved); the East manager asks for the performance summary.
+``lead`` to ``contacted`` (the moved ones are put back to ``lead``, and the tables the writes
+churn vacuumed, before each route starts and whenever every one has moved:
+``bench.bulk.reset_opportunities``); the East manager asks for the performance summary.
 
 Each route gets ``--warmup`` requests, then ``--rounds`` rounds of ``--n``; the table gives
 the median round and the best, and the last round's user, system and wall milliseconds.
