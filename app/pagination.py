@@ -6,13 +6,13 @@ import base64
 import binascii
 import json
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, Field
-from sqlalchemy import Select, tuple_
+from sqlalchemy import ColumnElement, Integer, Select, bindparam, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.types import TypeDecorator
@@ -109,6 +109,26 @@ def _decode_cursor(
         ) from exc
 
 
+def _after(
+    column: InstrumentedAttribute[Any],
+    id_column: InstrumentedAttribute[Any],
+    descending: bool,
+    bound: tuple[Any, Any],
+) -> ColumnElement[bool]:
+    key = tuple_(column, id_column)
+    return key < tuple_(*bound) if descending else key > tuple_(*bound)
+
+
+def _ordered(
+    stmt: Select[Any],
+    column: InstrumentedAttribute[Any],
+    id_column: InstrumentedAttribute[Any],
+    descending: bool,
+) -> Select[Any]:
+    order = (column.desc(), id_column.desc()) if descending else (column.asc(), id_column.asc())
+    return stmt.order_by(*order)
+
+
 def keyset_page(
     stmt: Select[Any],
     *,
@@ -122,10 +142,61 @@ def keyset_page(
     column = sortable[sort.lstrip("-")]
     if cursor:
         value, row_id = _decode_cursor(cursor, sort, column, id_column)
-        key = tuple_(column, id_column)
-        stmt = stmt.where(key < (value, row_id) if descending else key > (value, row_id))
-    order = (column.desc(), id_column.desc()) if descending else (column.asc(), id_column.asc())
-    return stmt.order_by(*order)
+        stmt = stmt.where(_after(column, id_column, descending, (value, row_id)))
+    return _ordered(stmt, column, id_column, descending)
+
+
+# The bound parameters of a ``keyset_template``.
+AFTER_VALUE, AFTER_ID, PAGE_SIZE = "keyset_after_value", "keyset_after_id", "keyset_page_size"
+
+
+def keyset_template(
+    stmt: Select[Any],
+    *,
+    sort: str,
+    sortable: Mapping[str, InstrumentedAttribute[Any]],
+    id_column: InstrumentedAttribute[Any],
+    after: bool,
+) -> Select[Any]:
+    """``keyset_page`` with its limit, for a statement built once (``app.reads.Read``): the
+    cursor's values and the page size are bound parameters, given by ``keyset_params``."""
+    descending = sort.startswith("-")
+    column = sortable[sort.lstrip("-")]
+    if after:
+        bound = (
+            bindparam(AFTER_VALUE, type_=column.type),
+            bindparam(AFTER_ID, type_=id_column.type),
+        )
+        stmt = stmt.where(_after(column, id_column, descending, bound))
+    return _ordered(stmt, column, id_column, descending).limit(bindparam(PAGE_SIZE, type_=Integer))
+
+
+def keyset_params(
+    cursor: str | None,
+    *,
+    sort: str,
+    sortable: Mapping[str, InstrumentedAttribute[Any]],
+    id_column: InstrumentedAttribute[Any],
+    limit: int,
+) -> dict[str, Any]:
+    """The parameters of a ``keyset_template`` (``after`` when there is a cursor): one row
+    more than the page, so ``cut_page`` knows whether another follows."""
+    params: dict[str, Any] = {PAGE_SIZE: limit + 1}
+    if cursor:
+        column = sortable[sort.lstrip("-")]
+        params[AFTER_VALUE], params[AFTER_ID] = _decode_cursor(cursor, sort, column, id_column)
+    return params
+
+
+def cut_page(
+    rows: Sequence[Any], limit: int, sort: str, key: Callable[[Any], tuple[Any, Any]]
+) -> tuple[Sequence[Any], str | None]:
+    """The page of up to ``limit + 1`` rows fetched, and the cursor after its last row
+    (``key`` gives the row's sort value and id), or None when no row follows."""
+    if len(rows) <= limit:
+        return rows, None
+    value, row_id = key(rows[limit - 1])
+    return rows[:limit], _encode_cursor(sort, value, row_id)
 
 
 async def paginate(
@@ -148,9 +219,6 @@ async def paginate(
     # A statement of one entity (or one column) answers its objects; one of several columns,
     # its rows, which have the same attributes without an ORM object built for each.
     rows = result.scalars().all() if len(stmt.column_descriptions) == 1 else result.all()
-    if len(rows) <= limit:
-        return rows, None
-    last = rows[limit - 1]
-    return rows[:limit], _encode_cursor(
-        sort, getattr(last, column.key), getattr(last, id_column.key)
+    return cut_page(
+        rows, limit, sort, lambda last: (getattr(last, column.key), getattr(last, id_column.key))
     )

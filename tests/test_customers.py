@@ -406,6 +406,71 @@ async def test_pages_walk_everything_once(
     assert seen == expected and pages == 3
 
 
+async def _walk(
+    client: httpx.AsyncClient, person: Person, **params: Any
+) -> list[tuple[list[dict[str, Any]], str | None]]:
+    """Every page of a customer list, with the cursor each one gave."""
+    pages: list[tuple[list[dict[str, Any]], str | None]] = []
+    cursor: str | None = None
+    while True:
+        query = {**params, **({"cursor": cursor} if cursor else {})}
+        answer = await client.get(f"{API}/customers", params=query, headers=person.headers)
+        assert answer.status_code == 200, answer.text
+        cursor = answer.json()["next_cursor"]
+        pages.append((answer.json()["items"], cursor))
+        if cursor is None:
+            return pages
+
+
+@pytest.mark.parametrize("sort", ["name", "-name", "created_at", "-updated_at"])
+async def test_the_unfiltered_list_pages_as_a_filtered_one(
+    client: httpx.AsyncClient, database: Database, sort: str
+) -> None:
+    """The list without filters runs a statement of its own (built once per role and order);
+    it must answer exactly what the general one does when its filter keeps every row: the
+    same rows, fields and derived statuses, the same pages and cursors, each cursor good for
+    either. Two customers share their timestamps, so the id breaks that tie."""
+    org = await make_org(database)
+    await _named(database, org)
+    tied = [await make_customer(database, org.east_rep1, name) for name in ("Tie A", "Tie B")]
+    await make_customer(database, org.east_rep1, "Other Ltd")
+    await make_customer(database, org.north_rep, "Not the East's Ltd")
+    async with database.session() as session, session.begin():
+        moment = utcnow() - timedelta(days=3)
+        for customer in tied:
+            row = await session.get_one(Customer, customer.id)
+            row.created_at = row.updated_at = moment
+        dormant = await session.get_one(Customer, tied[0].id)
+        dormant.last_follow_up_at = utcnow() - timedelta(days=400)
+
+    for person, every_row in (
+        (org.east_manager, {"region_id": str(org.east.id)}),
+        (org.east_rep1, {"owner_id": str(org.east_rep1.id)}),
+    ):
+        plain = await _walk(client, person, sort=sort, limit=2)
+        filtered = await _walk(client, person, sort=sort, limit=2, **every_row)
+        assert plain == filtered and len(plain) >= 2
+        rows = [row for items, _ in plain for row in items]
+        assert len({row["id"] for row in rows}) == len(rows)
+        statuses = {row["id"]: row["status"] for row in rows}
+        assert statuses[str(tied[0].id)] == "dormant" != statuses[str(tied[1].id)]
+        # A cursor of one path continues the other.
+        first_cursor = plain[0][1]
+        assert first_cursor is not None
+        crossed = await client.get(
+            f"{API}/customers",
+            params={"sort": sort, "limit": 2, "cursor": first_cursor, **every_row},
+            headers=person.headers,
+        )
+        assert crossed.json()["items"] == plain[1][0]
+        # An empty cursor is no cursor, on either path.
+        for params in ({}, every_row):
+            query = {"sort": sort, "limit": 2, "cursor": "", **params}
+            empty = await client.get(f"{API}/customers", params=query, headers=person.headers)
+            assert empty.status_code == 200, empty.text
+            assert (empty.json()["items"], empty.json()["next_cursor"]) == plain[0]
+
+
 async def test_a_search_pages_through_the_callers_scope_only(
     client: httpx.AsyncClient, database: Database
 ) -> None:

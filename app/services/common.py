@@ -84,14 +84,15 @@ def in_scope(model: Any, actor: Actor) -> ColumnElement[bool]:
     return and_(_live(model), scope_filter(actor, model.owner_id, model.region_id))
 
 
+def in_scope_template(model: Any, role: Role) -> ColumnElement[bool]:
+    """``in_scope`` for any caller of ``role``, with the caller's scope as bound parameters
+    (``scope_params``): for statements built once."""
+    return and_(_live(model), scope_template(role, model.owner_id, model.region_id))
+
+
 def _by_id_in_scope(model: Any, role: Role) -> tuple[ColumnElement[bool], ...]:
-    # ``in_scope`` and the id, with the id and the caller's scope as bound parameters
-    # (``scope_params``).
-    return (
-        model.id == bindparam("obj_id"),
-        _live(model),
-        scope_template(role, model.owner_id, model.region_id),
-    )
+    # ``in_scope_template`` and the id, the id a bound parameter too.
+    return (model.id == bindparam("obj_id"), in_scope_template(model, role))
 
 
 @cache

@@ -161,8 +161,8 @@ async def _grouped(
 
 @cache
 def _read_of(stmt: Select[Any]) -> Read:
-    """The statement (each built once, by the ``@cache`` builders below) as a ``Read``: a
-    summary sends eight of them, and through the session each cost about three times the
+    """The statement (each built once, by this module's ``@cache`` builders) as a ``Read``:
+    a summary sends eight of them, and through the session each cost about three times the
     driver's own work (``bench/README.md``)."""
     return Read(stmt)
 
@@ -261,7 +261,8 @@ async def targets(
     session: AsyncSession, group: Group, period: Period
 ) -> dict[tuple[Key, Metric], Decimal]:
     stmt = _target_statement(group.kind)
-    rows = (await session.execute(stmt, {**group.params, "period": period.label})).all()
+    params = {**group.params, "period": period.label}
+    rows = await _read_of(stmt).rows(await driver_connection(session), params)
     return {(scope_id, Metric(metric)): _money(value) for scope_id, metric, value in rows}
 
 
