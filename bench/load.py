@@ -49,6 +49,7 @@ from bench.bulk import (
 )
 
 ROOT = Path(__file__).resolve().parent.parent
+SETTLE_SECONDS = 2.0
 OUT = ROOT / "var" / "bench"
 BIN = Path(sys.executable).parent
 APP_PORT, MINIMAL_PORT = 18431, 18432
@@ -323,6 +324,11 @@ def _drive(
             str(args.duration),
         ]
     done = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, check=False)
+    # When the generator stops, the server still finishes the requests it had in flight (up
+    # to one per connection, each up to the p99 late). Let them end before anything else
+    # runs: a reset of the opportunities racing the last stage moves left a dozen of them
+    # moved, and the next run's first requests on them were answered 409.
+    time.sleep(SETTLE_SECONDS)
     for line in done.stdout.splitlines():
         if line.startswith("BENCH_RESULT "):
             return dict(json.loads(line.removeprefix("BENCH_RESULT ")))
