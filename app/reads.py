@@ -10,11 +10,10 @@ parameters and columns go through the same bind and result processors the ORM wo
 
 Only for plain SELECTs of columns. A statement with an expanding IN list (``bindparam(...,
 expanding=True)``) has its SQL rendered for each call's list by SQLAlchemy's own post-compile
-step, values bound in the statement itself (``case(..., else_=0)``) are sent as compiled. A
-lost connection is an ``OperationalError`` (503) as it is
-on the ORM path. Statements sent this way do not pass SQLAlchemy's cursor events: whatever
-needs to see them (the tests counting statements, the benchmarks) adds itself to
-``OBSERVERS``.
+step; values bound in the statement itself (``case(..., else_=0)``) are sent as compiled. A
+lost connection is an ``OperationalError`` (503) as it is on the ORM path. Statements sent
+this way do not pass SQLAlchemy's cursor events: whatever needs to see them (the tests
+counting statements, the benchmarks) adds itself to ``OBSERVERS``.
 """
 
 from __future__ import annotations
@@ -55,7 +54,8 @@ class _Compiled:
     asyncpg: bool
     # The values bound in the statement itself, by name: sent unless the call gives its own.
     literals: Mapping[str, Any]
-    # Set when the SQL depends on the lengths of IN lists: rendered for each call's lists.
+    # Set when the SQL depends on the lengths of IN lists: SQLAlchemy renders it, and fills
+    # in the literals, for each call's parameters.
     expanding: SQLCompiler | None
 
 
@@ -98,14 +98,11 @@ class Read:
         self, compiled: _Compiled, params: Mapping[str, Any]
     ) -> tuple[str, list[Any]]:
         if compiled.expanding is not None:
-            state = compiled.expanding.construct_expanded_state(
-                {**compiled.literals, **params}, escape_names=False
-            )
-            processors = state.processors
+            state = compiled.expanding.construct_expanded_state(dict(params), escape_names=False)
             values = state.parameters
             args = []
             for name in state.positiontup or ():
-                process = processors.get(name)
+                process = state.processors.get(name)
                 args.append(values[name] if process is None else process(values[name]))
             return state.statement, args
         literals = compiled.literals
@@ -162,11 +159,11 @@ def _result_processor(type_: Any, dialect: Dialect) -> Processor:
         numeric = decorator.impl_instance if decorator is not None else impl
         if not isinstance(numeric, sqltypes.NumericCommon):
             raise
-    convert = _numeric_by_value(numeric)
-    if decorator is None:
-        return convert
-    process = decorator.process_result_value
-    return lambda value: process(convert(value), dialect)
+        convert = _numeric_by_value(numeric)
+        if decorator is None:
+            return convert
+        process = decorator.process_result_value
+        return lambda value: process(convert(value), dialect)
 
 
 def _numeric_by_value(numeric: sqltypes.NumericCommon[Any]) -> Callable[[Any], Any]:
