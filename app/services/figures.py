@@ -1,6 +1,7 @@
-"""The figures the performance reports are built from: scopes and groups of scopes, and one
-aggregate query per kind of figure (signed revenue and new customers, collected payments,
-targets, won and lost, pipeline, satisfaction, complaints, market sizes).
+"""The figures the performance reports are built from: one aggregate query per kind of figure
+(signed revenue and new customers, collected payments, targets, won and lost, pipeline,
+satisfaction, complaints, market sizes), for the groups of scopes of
+``services.figure_scopes``.
 
 Every figure is computed for a group of scopes of one kind at once (``GROUP BY`` the owner or
 the region), over index ranges of the period; periods are local to the department's time
@@ -15,156 +16,39 @@ most of a summary's CPU (bench/README.md). The SQL sent is the same as when buil
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
 from decimal import Decimal
 from functools import cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, bindparam, case, func, or_, select, true
+from sqlalchemy import Select, and_, bindparam, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from app.db import driver_connection
 from app.models.complaints import Complaint, ComplaintStatus
 from app.models.contracts import Contract, ContractStatus, Payment
 from app.models.customers import FollowUp, FollowUpKind, FollowUpStatus
 from app.models.performance import MarketSize, Metric, Target, TargetScope
 from app.models.pipeline import OPEN_STAGES, STAGE_PROBABILITY, Opportunity, Stage
-from app.models.types import CENT, utcnow
+from app.models.types import utcnow
 from app.periods import Period
-from app.reads import Read
 from app.services.complaint_sla import breached_clause
+from app.services.figure_scopes import (
+    SCOPE_IDS,
+    Group,
+    Key,
+    grouped,
+    in_periods,
+    money,
+    per_scope,
+    period_bounds,
+    period_params,
+    rows_of,
+    within,
+)
 from app.services.sql import days_between_sql, dialect_of
 
 NOT_SIGNED_REVENUE = (ContractStatus.CANCELLED, ContractStatus.TERMINATED)
-
-
-Key = uuid.UUID | None
-"""Which scope of a group a figure belongs to: a rep's or region's id, None for the company."""
-
-
-@dataclass(frozen=True)
-class Scope:
-    """Whose figures: the company, one region, or one rep."""
-
-    kind: TargetScope
-    id: uuid.UUID | None = None
-
-    def clause(self, owner: Any, region: Any) -> ColumnElement[bool]:
-        column = _scope_column(self.kind, owner, region)
-        return true() if column is None else column == self.id
-
-
-SCOPE_IDS = "scope_ids"
-"""The bound parameter that takes a group's ids."""
-
-
-def _scope_column(kind: TargetScope, owner: Any, region: Any) -> Any:
-    """The column that tells scopes of ``kind`` apart; None for the company."""
-    if kind == TargetScope.REGION:
-        return region
-    if kind == TargetScope.REP:
-        return owner
-    return None
-
-
-def _per_scope(kind: TargetScope, stmt: Select[Any], owner: Any, region: Any) -> Select[Any]:
-    """``stmt`` limited to the scopes bound as ``scope_ids`` and grouped by scope, the scope's
-    id its last column; the company's as it is (one row over everything)."""
-    column = _scope_column(kind, owner, region)
-    if column is None:
-        return stmt
-    return (
-        stmt.where(column.in_(bindparam(SCOPE_IDS, expanding=True)))
-        .add_columns(column)
-        .group_by(column)
-    )
-
-
-@dataclass(frozen=True)
-class Group:
-    """Scopes of one kind whose figures are computed together: the regions or reps in ``ids``,
-    or (kind company, no ids) the company."""
-
-    kind: TargetScope
-    ids: tuple[uuid.UUID, ...] = ()
-
-    @classmethod
-    def of(cls, scope: Scope) -> Group:
-        return cls(scope.kind, () if scope.id is None else (scope.id,))
-
-    @property
-    def keys(self) -> list[Key]:
-        return [None] if self.kind == TargetScope.COMPANY else list(self.ids)
-
-    @property
-    def params(self) -> dict[str, Any]:
-        """The values of the bound parameters ``_per_scope`` adds."""
-        return {} if self.kind == TargetScope.COMPANY else {SCOPE_IDS: list(self.ids)}
-
-
-def ratio(part: Decimal | int | None, whole: Decimal | int | None) -> float | None:
-    """part ÷ whole, or None where that is undefined (no whole, or a zero one)."""
-    if part is None or whole is None or whole == 0:
-        return None
-    return round(float(Decimal(part) / Decimal(whole)), 6)
-
-
-def growth(now: Decimal, before: Decimal) -> float | None:
-    return None if before == 0 else round(float((now - before) / before), 6)
-
-
-def _money(value: Any) -> Decimal:
-    return Decimal(str(value or 0)).quantize(CENT)
-
-
-def _within(column: Any, start: Any, end: Any) -> ColumnElement[bool]:
-    return and_(column >= start, column < end)
-
-
-def _in_periods(column: Any, count: int) -> tuple[list[ColumnElement[bool]], ColumnElement[bool]]:
-    """Each of ``count`` periods' condition (bound as ``start_<i>`` and ``end_<i>``), and a
-    condition for a row in any of them that also bounds the column by their whole span
-    (``span_start``, ``span_end``), so an index on (scope, column) is read over that span only
-    rather than over all the scope's rows (PostgreSQL takes no range from an OR)."""
-    ranges = [_within(column, bindparam(f"start_{i}"), bindparam(f"end_{i}")) for i in range(count)]
-    span = _within(column, bindparam("span_start"), bindparam("span_end"))
-    return ranges, and_(span, or_(*ranges))
-
-
-def _period_params(bounds: Sequence[tuple[Any, Any]]) -> dict[str, Any]:
-    """The values of ``_in_periods``' parameters for these periods' bounds."""
-    params = {"span_start": min(b[0] for b in bounds), "span_end": max(b[1] for b in bounds)}
-    for i, (start, end) in enumerate(bounds):
-        params[f"start_{i}"], params[f"end_{i}"] = start, end
-    return params
-
-
-def _period_bounds() -> tuple[Any, Any]:
-    """One period's bounds as the bound parameters ``start`` and ``end``."""
-    return bindparam("start"), bindparam("end")
-
-
-async def _grouped(
-    session: AsyncSession, group: Group, stmt: Select[Any], params: dict[str, Any]
-) -> dict[Key, tuple[Any, ...]]:
-    """The aggregates of a ``_per_scope`` statement per scope of ``group`` (scopes without rows
-    are missing), or over all its rows under the key None for the company."""
-    rows = await _read_of(stmt).rows(await driver_connection(session), {**group.params, **params})
-    if group.kind == TargetScope.COMPANY:
-        (row,) = rows
-        return {None: row}
-    return {row[-1]: row[:-1] for row in rows}
-
-
-@cache
-def _read_of(stmt: Select[Any]) -> Read:
-    """The statement (each built once, by this module's ``@cache`` builders) as a ``Read``:
-    a summary sends eight of them, and through the session each cost about three times the
-    driver's own work (``bench/README.md``)."""
-    return Read(stmt)
 
 
 Actuals = dict[Key, list[Decimal]]
@@ -173,7 +57,7 @@ Actuals = dict[Key, list[Decimal]]
 
 @cache
 def _contract_statement(kind: TargetScope, periods: int, count_new_customers: bool) -> Select[Any]:
-    ranges, in_any = _in_periods(Contract.signed_at, periods)
+    ranges, in_any = in_periods(Contract.signed_at, periods)
     revenue = Contract.status.not_in(NOT_SIGNED_REVENUE)
     columns = [func.sum(case((and_(r, revenue), Contract.amount))) for r in ranges]
     if count_new_customers:
@@ -190,7 +74,7 @@ def _contract_statement(kind: TargetScope, periods: int, count_new_customers: bo
         columns += [
             func.count(case((and_(r, Contract.signed_at == first_signed), 1))) for r in ranges
         ]
-    return _per_scope(kind, select(*columns).where(in_any), Contract.owner_id, Contract.region_id)
+    return per_scope(kind, select(*columns).where(in_any), Contract.owner_id, Contract.region_id)
 
 
 async def contract_actuals(
@@ -209,10 +93,10 @@ async def contract_actuals(
     signing time finds each customer's first in a step)."""
     stmt = _contract_statement(group.kind, len(periods), count_new_customers)
     bounds = [p.utc_bounds(zone) for p in periods]
-    rows = await _grouped(session, group, stmt, _period_params(bounds))
+    rows = await grouped(session, group, stmt, period_params(bounds))
     n = len(periods)
     return (
-        {key: [_money(v) for v in values[:n]] for key, values in rows.items()},
+        {key: [money(v) for v in values[:n]] for key, values in rows.items()},
         {key: [Decimal(v or 0) for v in values[n:]] for key, values in rows.items()},
     )
 
@@ -232,9 +116,9 @@ async def new_customers(
 
 @cache
 def _payment_statement(kind: TargetScope, periods: int) -> Select[Any]:
-    ranges, in_any = _in_periods(Payment.received_on, periods)
+    ranges, in_any = in_periods(Payment.received_on, periods)
     stmt = select(*(func.sum(case((r, Payment.amount))) for r in ranges)).where(in_any)
-    return _per_scope(kind, stmt, Payment.owner_id, Payment.region_id)
+    return per_scope(kind, stmt, Payment.owner_id, Payment.region_id)
 
 
 async def collected_payments(
@@ -242,9 +126,9 @@ async def collected_payments(
 ) -> Actuals:
     """Payments by receipt date (a local date already: ``zone`` is not needed)."""
     stmt = _payment_statement(group.kind, len(periods))
-    params = _period_params([(p.start, p.end) for p in periods])
-    rows = await _grouped(session, group, stmt, params)
-    return {key: [_money(v) for v in values] for key, values in rows.items()}
+    params = period_params([(p.start, p.end) for p in periods])
+    rows = await grouped(session, group, stmt, params)
+    return {key: [money(v) for v in values] for key, values in rows.items()}
 
 
 @cache
@@ -262,8 +146,8 @@ async def targets(
 ) -> dict[tuple[Key, Metric], Decimal]:
     stmt = _target_statement(group.kind)
     params = {**group.params, "period": period.label}
-    rows = await _read_of(stmt).rows(await driver_connection(session), params)
-    return {(scope_id, Metric(metric)): _money(value) for scope_id, metric, value in rows}
+    rows = await rows_of(session, stmt, params)
+    return {(scope_id, Metric(metric)): money(value) for scope_id, metric, value in rows}
 
 
 def _probability() -> Any:
@@ -275,7 +159,7 @@ def _probability() -> Any:
 
 @cache
 def _pipeline_statement(kind: TargetScope) -> Select[Any]:
-    start, end = _period_bounds()
+    start, end = period_bounds()
     stmt = select(
         func.sum(Opportunity.amount), func.sum(Opportunity.amount * _probability())
     ).where(
@@ -284,23 +168,23 @@ def _pipeline_statement(kind: TargetScope) -> Select[Any]:
         Opportunity.expected_close_date >= start,
         Opportunity.expected_close_date < end,
     )
-    return _per_scope(kind, stmt, Opportunity.owner_id, Opportunity.region_id)
+    return per_scope(kind, stmt, Opportunity.owner_id, Opportunity.region_id)
 
 
 async def _pipeline(
     session: AsyncSession, group: Group, period: Period
 ) -> dict[Key, tuple[Decimal, Decimal]]:
     stmt = _pipeline_statement(group.kind)
-    rows = await _grouped(session, group, stmt, {"start": period.start, "end": period.end})
+    rows = await grouped(session, group, stmt, {"start": period.start, "end": period.end})
     return {
-        key: (_money(amount), _money(Decimal(str(weighted or 0)) / 100))
+        key: (money(amount), money(Decimal(str(weighted or 0)) / 100))
         for key, (amount, weighted) in rows.items()
     }
 
 
 @cache
 def _won_lost_statement(kind: TargetScope, dialect: str) -> Select[Any]:
-    start, end = _period_bounds()
+    start, end = period_bounds()
     won_flag = case((Opportunity.stage == Stage.WON, 1), else_=0)
     cycle = case(
         (
@@ -315,7 +199,7 @@ def _won_lost_statement(kind: TargetScope, dialect: str) -> Select[Any]:
         Opportunity.closed_at < end,
         Opportunity.stage.in_((Stage.WON, Stage.LOST)),
     )
-    return _per_scope(kind, stmt, Opportunity.owner_id, Opportunity.region_id)
+    return per_scope(kind, stmt, Opportunity.owner_id, Opportunity.region_id)
 
 
 async def won_lost(
@@ -324,7 +208,7 @@ async def won_lost(
     """Opportunities won and lost in the period, and the mean days from creation to a win."""
     start, end = period.utc_bounds(zone)
     stmt = _won_lost_statement(group.kind, dialect_of(session))
-    rows = await _grouped(session, group, stmt, {"start": start, "end": end})
+    rows = await grouped(session, group, stmt, {"start": start, "end": end})
     figures = {}
     for key, (won_count, closed, days) in rows.items():
         won = int(won_count or 0)
@@ -339,22 +223,22 @@ async def won_lost(
 @cache
 def _satisfaction_statements(kind: TargetScope) -> tuple[Select[Any], Select[Any]]:
     """Return visits' and closed complaints' sums and counts of scores."""
-    start, end = _period_bounds()
+    start, end = period_bounds()
     visits = select(func.sum(FollowUp.satisfaction), func.count(FollowUp.satisfaction)).where(
         FollowUp.kind == FollowUpKind.RETURN_VISIT,
         FollowUp.status == FollowUpStatus.DONE,
         FollowUp.satisfaction.is_not(None),
-        _within(FollowUp.occurred_at, start, end),
+        within(FollowUp.occurred_at, start, end),
     )
     complaints = select(func.sum(Complaint.satisfaction), func.count(Complaint.satisfaction)).where(
         Complaint.status == ComplaintStatus.CLOSED,
         Complaint.satisfaction.is_not(None),
-        _within(Complaint.closed_at, start, end),
+        within(Complaint.closed_at, start, end),
     )
     return (
         # The customer's owner and region, as copied onto each follow-up.
-        _per_scope(kind, visits, FollowUp.customer_owner_id, FollowUp.customer_region_id),
-        _per_scope(kind, complaints, Complaint.owner_id, Complaint.region_id),
+        per_scope(kind, visits, FollowUp.customer_owner_id, FollowUp.customer_region_id),
+        per_scope(kind, complaints, Complaint.owner_id, Complaint.region_id),
     )
 
 
@@ -366,7 +250,7 @@ async def satisfaction(
     start, end = period.utc_bounds(zone)
     totals: dict[Key, list[int]] = {}
     for stmt in _satisfaction_statements(group.kind):
-        rows = await _grouped(session, group, stmt, {"start": start, "end": end})
+        rows = await grouped(session, group, stmt, {"start": start, "end": end})
         for key, (score, count) in rows.items():
             total = totals.setdefault(key, [0, 0])
             total[0] += int(score or 0)
@@ -376,12 +260,10 @@ async def satisfaction(
 
 @cache
 def _complaint_statement(kind: TargetScope) -> Select[Any]:
-    start, end = _period_bounds()
+    start, end = period_bounds()
     breached = case((breached_clause(bindparam("now")), 1), else_=0)
-    stmt = select(func.count(), func.sum(breached)).where(
-        _within(Complaint.received_at, start, end)
-    )
-    return _per_scope(kind, stmt, Complaint.owner_id, Complaint.region_id)
+    stmt = select(func.count(), func.sum(breached)).where(within(Complaint.received_at, start, end))
+    return per_scope(kind, stmt, Complaint.owner_id, Complaint.region_id)
 
 
 async def _complaints(
@@ -389,14 +271,14 @@ async def _complaints(
 ) -> dict[Key, tuple[int, int]]:
     start, end = period.utc_bounds(zone)
     params = {"start": start, "end": end, "now": utcnow()}
-    rows = await _grouped(session, group, _complaint_statement(group.kind), params)
+    rows = await grouped(session, group, _complaint_statement(group.kind), params)
     return {key: (int(count or 0), int(late or 0)) for key, (count, late) in rows.items()}
 
 
 @cache
 def _market_size_statement(kind: TargetScope) -> Select[Any]:
     stmt = select(func.sum(MarketSize.value)).where(MarketSize.period == bindparam("period"))
-    return _per_scope(kind, stmt, None, MarketSize.region_id)
+    return per_scope(kind, stmt, None, MarketSize.region_id)
 
 
 async def market_sizes(session: AsyncSession, group: Group, period: Period) -> dict[Key, Any]:
@@ -405,5 +287,5 @@ async def market_sizes(session: AsyncSession, group: Group, period: Period) -> d
     if group.kind == TargetScope.REP:
         return {}
     stmt = _market_size_statement(group.kind)
-    rows = await _grouped(session, group, stmt, {"period": period.label})
+    rows = await grouped(session, group, stmt, {"period": period.label})
     return {key: size for key, (size,) in rows.items()}

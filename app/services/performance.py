@@ -23,18 +23,13 @@ from app.models.types import Money
 from app.periods import Period
 from app.permissions import Actor
 from app.services import department
+from app.services.figure_scopes import Group, Key, Scope, growth, money, ratio
 from app.services.figures import (
-    Group,
-    Key,
-    Scope,
     _complaints,
-    _money,
     _pipeline,
     collected_payments,
     contract_actuals,
-    growth,
     market_sizes,
-    ratio,
     satisfaction,
     signed_revenue,
     targets,
@@ -114,7 +109,7 @@ def _share_and_score(
     satisfaction: float | None,
 ) -> tuple[float | None, float | None]:
     """(market share, KPI score) of one scope."""
-    share = ratio(revenue.actual, _money(market_size)) if market_size else None
+    share = ratio(revenue.actual, money(market_size)) if market_size else None
     score = kpi_score(settings, revenue.attainment, revenue.growth_vs_previous, share, satisfaction)
     return share, score
 
@@ -140,7 +135,7 @@ async def summaries(session: AsyncSession, group: Group, period: Period) -> dict
     for key in group.keys:
         metrics = {m: _metric_figures(actuals[m].get(key), goals.get((key, m))) for m in Metric}
         won, lost, cycle = closed.get(key, (0, 0, None))
-        value, weighted = pipeline.get(key, (_money(0), _money(0)))
+        value, weighted = pipeline.get(key, (money(0), money(0)))
         received, breaches = complaints.get(key, (0, 0))
         share, score = _share_and_score(
             settings, metrics[Metric.SIGNED_REVENUE], sizes.get(key), scores.get(key)
@@ -197,7 +192,7 @@ async def standings(session: AsyncSession, group: Group, period: Period) -> dict
     result = {}
     for key in group.keys:
         # The year before is not part of the score: any base will do.
-        now, previous = revenue.get(key, [_money(0)] * 2)
+        now, previous = revenue.get(key, [money(0)] * 2)
         figures = _metric_figures([now, previous, now], goals.get((key, Metric.SIGNED_REVENUE)))
         _, score = _share_and_score(settings, figures, sizes.get(key), scores.get(key))
         won, lost, _ = closed.get(key, (0, 0, None))
@@ -205,7 +200,7 @@ async def standings(session: AsyncSession, group: Group, period: Period) -> dict
             kpi_score=score,
             signed_revenue=now,
             revenue_attainment=figures.attainment,
-            collected_payments=collected.get(key, [_money(0)])[0],
+            collected_payments=collected.get(key, [money(0)])[0],
             win_rate=ratio(won, won + lost),
         )
     return result

@@ -17,15 +17,8 @@ from app.models.platform import StateChange
 from app.models.types import CENT, Money
 from app.periods import Period
 from app.services import department
-from app.services.figures import (
-    Group,
-    Scope,
-    _money,
-    _probability,
-    _within,
-    collected_payments,
-    ratio,
-)
+from app.services.figure_scopes import Group, Scope, money, ratio, within
+from app.services.figures import _probability, collected_payments
 from app.services.performance import standings
 from app.services.sql import days_between, for_reports, month_of
 
@@ -146,7 +139,7 @@ async def funnel(session: AsyncSession, scope: Scope, period: Period) -> Funnel:
             FunnelStage(
                 stage=stage,
                 count=int(count or 0),
-                amount=_money(amount),
+                amount=money(amount),
                 entered=entered.get(stage, 0),
                 advanced=advanced.get(stage, 0),
                 conversion=ratio(advanced.get(stage, 0), entered.get(stage, 0))
@@ -184,7 +177,7 @@ async def _stage_flows(
         scope.clause(StateChange.owner_id, StateChange.region_id),
         StateChange.entity_id.not_in(deleted),
     )
-    in_period = _within(StateChange.at, start, end)
+    in_period = within(StateChange.at, start, end)
     contacted = select(StateChange.entity_id).where(
         in_scope, StateChange.at >= start, StateChange.to_state == Stage.CONTACTED
     )
@@ -208,7 +201,7 @@ async def _stage_flows(
                     cast(func.count(), Float),
                     cast(func.count(case((Opportunity.id.in_(contacted), 1))), Float),
                     nothing,
-                ).where(live, _within(Opportunity.created_at, start, end)),
+                ).where(live, within(Opportunity.created_at, start, end)),
                 select(
                     literal("flow"),
                     per_opportunity.c.stage,
@@ -273,7 +266,7 @@ async def forecast(session: AsyncSession, scope: Scope) -> Forecast:
     ).all()
     months = [
         ForecastMonth(
-            month=m, count=int(c), amount=_money(a), weighted=_money(Decimal(str(w or 0)) / 100)
+            month=m, count=int(c), amount=money(a), weighted=money(Decimal(str(w or 0)) / 100)
         )
         for m, c, a, w in rows
     ]
@@ -360,8 +353,8 @@ async def commissions(
     )
     items = []
     for rep, name, rep_region in rep_rows:
-        amount = collected.get(rep, [_money(0)])[0]
-        target = _money(targets[rep]) if rep in targets else None
+        amount = collected.get(rep, [money(0)])[0]
+        target = money(targets[rep]) if rep in targets else None
         tiers = commission_tiers(settings.commission, amount, target)
         items.append(
             RepCommission(
