@@ -4,9 +4,7 @@ Services need not remember to audit: whatever they add, change or delete through
 a request is logged with the acting user, in the same transaction.
 
 The entries are collected before each flush (while the rows' history says what changed) and
-written by one Core insert at the end of that flush, inside its transaction or savepoint.
-They are rows no request reads back, so building an ORM object for each and putting it
-through the unit of work (about a tenth of a write's CPU) bought nothing.
+written at the end of that flush, inside its transaction or savepoint (``app.pending_rows``).
 """
 
 from __future__ import annotations
@@ -17,9 +15,10 @@ from decimal import Decimal
 from enum import Enum
 from typing import Any
 
-from sqlalchemy import event, insert, inspect
+from sqlalchemy import event, inspect
 from sqlalchemy.orm import Session
 
+from app import pending_rows
 from app.models.platform import AuditEntry
 from app.models.types import utcnow
 
@@ -29,9 +28,7 @@ _SECRET_COLUMNS = frozenset({"password_hash", "secret", "token_digest"})
 _SECRET_NAMES = {"password_hash": "credentials", "secret": "secret", "token_digest": "token"}
 _NOISE_COLUMNS = frozenset({"version", "updated_at"})
 _REDACTED = "[changed]"
-# Where a flush's entries wait for its end; set by every flush, so a failed one leaves none.
-_PENDING = "audit_entries"
-_INSERT = insert(AuditEntry.__table__)  # type: ignore[attr-defined]
+_TABLE = AuditEntry.__table__  # type: ignore[attr-defined]
 
 
 def _jsonable(value: Any) -> Any:
@@ -54,11 +51,13 @@ def _snapshot(obj: Any) -> dict[str, Any]:
 
 def _changes(obj: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     state = inspect(obj)
+    columns = state.mapper.column_attrs
     before: dict[str, Any] = {}
     after: dict[str, Any] = {}
-    for attr in state.mapper.column_attrs:
-        key = attr.key
-        if key in _NOISE_COLUMNS:
+    # Only attributes set since the row was loaded have a committed value kept: the others
+    # have no history to ask for (a customer has twenty-odd columns; a change sets two).
+    for key in list(state.committed_state):
+        if key in _NOISE_COLUMNS or key not in columns:
             continue
         history = state.attrs[key].history
         if not history.has_changes():
@@ -77,40 +76,37 @@ def _changes(obj: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     return before, after
 
 
-def _entry(session: Session, obj: Any, action: str, before: Any, after: Any) -> dict[str, Any]:
-    return {
-        "id": uuid.uuid4(),
-        "at": utcnow(),
-        "actor_id": session.info.get("actor_id"),
-        "action": action,
-        "entity_type": obj.__tablename__,
-        "entity_id": obj.id,
-        "region_id": getattr(obj, "region_id", None),
-        "before": before,
-        "after": after,
-    }
+def record(session: Any, obj: Any, action: str, before: Any, after: Any) -> None:
+    """Log ``action`` on ``obj`` (a row of an audited table) by the session's actor, in the
+    session's transaction: for a change the ORM does not see (a Core UPDATE)."""
+    pending_rows.add(
+        session,
+        _TABLE,
+        {
+            "id": uuid.uuid4(),
+            "at": utcnow(),
+            "actor_id": session.info.get("actor_id"),
+            "action": action,
+            "entity_type": obj.__tablename__,
+            "entity_id": obj.id,
+            "region_id": getattr(obj, "region_id", None),
+            "before": before,
+            "after": after,
+        },
+    )
 
 
 @event.listens_for(Session, "before_flush")
 def _audit_before_flush(session: Session, _context: Any, _instances: Any) -> None:
-    entries: list[dict[str, Any]] = []
     for obj in session.new:
         if getattr(obj, "__audited__", False):
-            entries.append(_entry(session, obj, "create", None, _snapshot(obj)))
+            record(session, obj, "create", None, _snapshot(obj))
     for obj in session.dirty:
-        if getattr(obj, "__audited__", False) and session.is_modified(obj):
+        if getattr(obj, "__audited__", False):
             before, after = _changes(obj)
             if after:
                 action = "delete" if after.get("deleted_at") else "update"
-                entries.append(_entry(session, obj, action, before, after))
+                record(session, obj, action, before, after)
     for obj in session.deleted:
         if getattr(obj, "__audited__", False):
-            entries.append(_entry(session, obj, "delete", _snapshot(obj), None))
-    session.info[_PENDING] = entries
-
-
-@event.listens_for(Session, "after_flush")
-def _audit_after_flush(session: Session, _context: Any) -> None:
-    entries = session.info.pop(_PENDING, None)
-    if entries:
-        session.connection().execute(_INSERT, entries)
+            record(session, obj, "delete", _snapshot(obj), None)

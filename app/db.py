@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 from sqlalchemy.util import await_
 
+from app import pending_rows
 from app.callers import CallerCache
 from app.config import VAR_DIR, Settings
 
@@ -174,21 +175,24 @@ class Database:
         self.is_sqlite = engine.dialect.name == "sqlite"
         # Remembers nothing until app.callers.listen connects (PostgreSQL, app start-up).
         self.callers = CallerCache(engine)
-        self.reader = async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+        sessions: dict[str, Any] = {
+            "expire_on_commit": False,
+            "autoflush": False,
+            "sync_session_class": pending_rows.Session,
+        }
+        self.reader = async_sessionmaker(engine, **sessions)
         # PostgreSQL without BEGIN and COMMIT, for the routes marked autocommit_reads.
         self.autocommit_reader = (
             None
             if self.is_sqlite
             else async_sessionmaker(
-                engine.execution_options(isolation_level="AUTOCOMMIT"),
-                expire_on_commit=False,
-                autoflush=False,
+                engine.execution_options(isolation_level="AUTOCOMMIT"), **sessions
             )
         )
         writer_engine = (
             engine.execution_options(sqlite_begin="IMMEDIATE") if self.is_sqlite else engine
         )
-        self.writer = async_sessionmaker(writer_engine, expire_on_commit=False, autoflush=False)
+        self.writer = async_sessionmaker(writer_engine, **sessions)
 
     def session(self, *, write: bool = True) -> AsyncSession:
         return (self.writer if write else self.reader)()
@@ -302,7 +306,10 @@ class RequestTransaction:
 
 async def driver_connection(session: AsyncSession) -> _Lease:
     """The connection ``app.reads`` runs on for this session: the request's (see
-    ``RequestTransaction.driver``) or, outside a request, the session's own."""
+    ``RequestTransaction.driver``) or, outside a request, the session's own. Rows the session
+    has queued (``app.pending_rows``) are written first, as before any of its statements."""
+    if pending_rows.pending(session):
+        await session.run_sync(pending_rows.write)
     transaction: RequestTransaction | None = session.info.get(_TRANSACTION)
     if transaction is not None:
         return await transaction.driver()

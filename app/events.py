@@ -1,5 +1,6 @@
 """The outbox. ``record`` adds an event inside the caller's transaction, so an event exists
-exactly when its change does; delivery (webhooks, the feed) reads committed rows only."""
+exactly when its change does; delivery (webhooks, the feed) reads committed rows only.
+Events are written as ``app.pending_rows``: no ORM object is made for them."""
 
 from __future__ import annotations
 
@@ -9,7 +10,11 @@ from typing import Any
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app import pending_rows
 from app.models.platform import Event
+from app.models.types import utcnow
+
+_TABLE = Event.__table__  # type: ignore[attr-defined]
 
 
 def record(
@@ -20,7 +25,7 @@ def record(
     *,
     actor_id: uuid.UUID | None = None,
     scope: Any = None,
-) -> Event:
+) -> None:
     """Add event ``type_`` about ``subject`` (a table row), scoped like that row.
 
     ``data`` is what subscribers receive, usually the resource as the API shows it.
@@ -29,14 +34,19 @@ def record(
     """
     scope = subject if scope is None else scope
     payload = data.model_dump(mode="json") if isinstance(data, BaseModel) else data
-    event = Event(
-        type=type_,
-        actor_id=actor_id if actor_id is not None else session.info.get("actor_id"),
-        entity_type=type_.split(".", 1)[0],
-        entity_id=getattr(subject, "id", None),
-        owner_id=getattr(scope, "owner_id", None),
-        region_id=getattr(scope, "region_id", None),
-        data=payload,
+    pending_rows.add(
+        session,
+        _TABLE,
+        {
+            "id": uuid.uuid4(),
+            "type": type_,
+            "occurred_at": utcnow(),
+            "actor_id": actor_id if actor_id is not None else session.info.get("actor_id"),
+            "entity_type": type_.split(".", 1)[0],
+            "entity_id": getattr(subject, "id", None),
+            "owner_id": getattr(scope, "owner_id", None),
+            "region_id": getattr(scope, "region_id", None),
+            "data": payload,
+            "dispatched_at": None,
+        },
     )
-    session.add(event)
-    return event

@@ -271,6 +271,41 @@ async def test_audit_entries_share_the_fate_of_their_flush(database: Database, o
     assert entry.before is None and entry.after is not None and entry.after["name"] == "Kept"
 
 
+async def test_events_share_the_fate_of_their_transaction(database: Database, org: Org) -> None:
+    """Events are queued on the session and written as rows (app.pending_rows), yet behave
+    as rows added at the moment they were recorded: seen by the transaction's own queries,
+    kept when recorded before a savepoint that rolls back (even with nothing to flush),
+    dropped with the savepoint or transaction they were recorded in, and committed when
+    recorded after the last flush."""
+    types = select(Event.type).order_by(Event.seq)
+    async with database.session() as session, session.begin():
+        events.record(session, "test.first", None, {"n": 1})
+        # Nothing was flushed, yet the transaction's own query sees it.
+        assert (await session.scalars(types)).all()[-1:] == ["test.first"]
+        events.record(session, "test.before_savepoint", None, {})
+        savepoint = await session.begin_nested()
+        events.record(session, "test.in_rolled_back_savepoint", None, {})
+        session.add(Region(name="Dropped"))
+        await savepoint.rollback()
+        async with session.begin_nested():
+            events.record(session, "test.in_released_savepoint", None, {})
+        events.record(session, "test.after_last_flush", None, {"n": 2})
+    async with database.session() as session, session.begin():
+        events.record(session, "test.rolled_back", None, {})
+        await session.flush()
+        await session.rollback()
+    async with database.session(write=False) as session:
+        written = (await session.scalars(types.where(Event.type.startswith("test.")))).all()
+        data = {t: d for t, d in (await session.execute(select(Event.type, Event.data))).all()}
+    assert written == [
+        "test.first",
+        "test.before_savepoint",
+        "test.in_released_savepoint",
+        "test.after_last_flush",
+    ]
+    assert data["test.first"] == {"n": 1} and data["test.after_last_flush"] == {"n": 2}
+
+
 async def test_audit_is_scoped_by_region(client: httpx.AsyncClient, org: Org) -> None:
     east = await create_customer(client, org.east_rep1, "East Co")
     north = await create_customer(client, org.north_rep, "North Co")

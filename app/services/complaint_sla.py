@@ -19,11 +19,10 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
-from app import events
+from app import audit, events
 from app.db import Database
 from app.models.complaints import Complaint, ComplaintRead, Severity
 from app.models.people import Role, User
-from app.models.platform import AuditEntry
 from app.models.types import utcnow
 from app.services.department import DepartmentSettings
 
@@ -114,16 +113,8 @@ async def escalate(
         return False
     set_committed_value(complaint, "escalated_at", now)
     # A Core UPDATE passes the audit hook by, so the entry is written here.
-    session.add(
-        AuditEntry(
-            actor_id=session.info.get("actor_id"),
-            action="update",
-            entity_type=Complaint.__tablename__,
-            entity_id=complaint.id,
-            region_id=complaint.region_id,
-            before={"escalated_at": None},
-            after={"escalated_at": now.isoformat()},
-        )
+    audit.record(
+        session, complaint, "update", {"escalated_at": None}, {"escalated_at": now.isoformat()}
     )
     notify = await notified(session, complaint)
     payload = {
