@@ -15,15 +15,17 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app import events
+from app import events, pending_rows
+from app.db import driver_connection
 from app.errors import Conflict, Forbidden, InvalidTransition, ValidationFailed
 from app.models.people import Role
 from app.models.platform import StateChange
 from app.models.types import utcnow
 from app.permissions import Actor
+from app.reads import Read
 from app.services.common import ensure_version
 
 M = TypeVar("M")
@@ -40,6 +42,15 @@ Effect = Callable[[AsyncSession, Actor, Any, Mapping[str, Any]], Awaitable[None]
 
 ALL_ROLES = frozenset(Role)
 MANAGERS = frozenset({Role.REGIONAL_MANAGER, Role.DIRECTOR})
+
+# When the resource entered its current state: the latest change's time.
+_ENTERED = Read(
+    select(func.max(StateChange.at)).where(
+        StateChange.entity_type == bindparam("entity_type"),
+        StateChange.entity_id == bindparam("entity_id"),
+    )
+)
+_STATE_CHANGES = StateChange.__table__  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
@@ -124,10 +135,9 @@ class Workflow(Generic[M]):
         for gate in rule.gates:
             if (why := await gate(session, obj, context)) is not None:
                 raise Conflict(why, reason=gate.__name__)
-        entered = await session.scalar(
-            select(func.max(StateChange.at)).where(
-                StateChange.entity_type == self.entity_type, StateChange.entity_id == obj.id
-            )
+        entered = await _ENTERED.first(
+            await driver_connection(session),
+            {"entity_type": self.entity_type, "entity_id": obj.id},
         )
         setattr(obj, self.state_field, to)
         if rule.effect is not None:
@@ -145,19 +155,23 @@ class Workflow(Generic[M]):
                 .values(next_state_at=now)
                 .execution_options(synchronize_session=False)
             )
-        session.add(
-            StateChange(
-                at=now,
-                entity_type=self.entity_type,
-                entity_id=obj.id,
-                from_state=current,
-                to_state=to,
-                actor_id=actor.id,
-                note=fields.get("note"),
-                from_state_at=entered or obj.created_at,
-                owner_id=getattr(obj, "owner_id", None),
-                region_id=getattr(obj, "region_id", None),
-            )
+        pending_rows.add(
+            session,
+            _STATE_CHANGES,
+            {
+                "id": uuid.uuid4(),
+                "at": now,
+                "entity_type": self.entity_type,
+                "entity_id": obj.id,
+                "from_state": current,
+                "to_state": to,
+                "actor_id": actor.id,
+                "note": fields.get("note"),
+                "from_state_at": (entered[0] if entered else None) or obj.created_at,
+                "next_state_at": None,
+                "owner_id": getattr(obj, "owner_id", None),
+                "region_id": getattr(obj, "region_id", None),
+            },
         )
         await session.flush()
         scope = await self.event_scope(session, obj) if self.event_scope else obj
