@@ -50,7 +50,8 @@ class DriverConnection(Protocol):
 class _Compiled:
     sql: str
     binds: tuple[tuple[str, Processor], ...]
-    results: tuple[Processor, ...]
+    # The columns that have a result processor, by position (often fewer than half).
+    results: tuple[tuple[int, Callable[[Any], Any]], ...]
     asyncpg: bool
     # The values bound in the statement itself, by name: sent unless the call gives its own.
     literals: Mapping[str, Any]
@@ -75,8 +76,11 @@ class Read:
             (name, compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect))
             for name in names
         )
-        results = tuple(
+        processors = (
             _result_processor(column.type, dialect) for column in self.statement.selected_columns
+        )
+        results = tuple(
+            (index, process) for index, process in enumerate(processors) if process is not None
         )
         literals = {
             name: bind.effective_value
@@ -132,13 +136,15 @@ class Read:
                 raise OperationalError(sql, args, exc) from exc
             raise
         results = compiled.results
-        return [
-            tuple(
-                value if process is None else process(value)
-                for value, process in zip(record, results, strict=True)
-            )
-            for record in records
-        ]
+        if not results:
+            return [tuple(record) for record in records]
+        rows = []
+        for record in records:
+            row = list(record)
+            for index, process in results:
+                row[index] = process(row[index])
+            rows.append(tuple(row))
+        return rows
 
     async def first(
         self, connection: DriverConnection, params: Mapping[str, Any]
