@@ -27,7 +27,7 @@ from sqlalchemy import Select
 from sqlalchemy.engine import Dialect, processors
 from sqlalchemy.exc import InvalidRequestError, OperationalError
 from sqlalchemy.sql import sqltypes
-from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.compiler import ExpandedState, SQLCompiler
 from sqlalchemy.types import TypeDecorator
 
 Processor = Callable[[Any], Any] | None
@@ -56,8 +56,29 @@ class _Compiled:
     # The values bound in the statement itself, by name: sent unless the call gives its own.
     literals: Mapping[str, Any]
     # Set when the SQL depends on the lengths of IN lists: SQLAlchemy renders it, and fills
-    # in the literals, for each call's parameters.
+    # in the literals, for each call's parameters...
     expanding: SQLCompiler | None
+    # ...once for each combination of the lists' lengths, kept here by those lengths, when
+    # the lengths are all the SQL depends on (no value rendered into it): the lists' names.
+    lists: tuple[str, ...] | None
+    expansions: dict[tuple[int, ...], _Expansion]
+
+
+@dataclass(frozen=True, slots=True)
+class _Expansion:
+    """An expanding statement's SQL for given lengths of its lists, and where each of its
+    arguments comes from: a parameter, the index in its list (None for a single value), and
+    the bind processor."""
+
+    sql: str
+    args: tuple[tuple[str, int | None, Processor], ...]
+
+    def arguments(self, values: Mapping[str, Any]) -> list[Any]:
+        args = []
+        for name, index, process in self.args:
+            value = values[name] if index is None else values[name][index]
+            args.append(value if process is None else process(value))
+        return args
 
 
 class Read:
@@ -87,13 +108,19 @@ class Read:
             for name, bind in compiled.binds.items()
             if not bind.required and bind.callable is None
         }
+        late = compiled.post_compile_params
+        lists = None
+        if late and all(bind.expanding and not bind.literal_execute for bind in late):
+            lists = tuple(sorted(compiled.bind_names[bind] for bind in late))
         done = _Compiled(
             compiled.string,
             binds,
             results,
             dialect.driver == "asyncpg",
             literals,
-            compiled if compiled.post_compile_params else None,
+            compiled if late else None,
+            lists,
+            {},
         )
         self._compiled[dialect.name] = done
         return done
@@ -102,12 +129,23 @@ class Read:
         self, compiled: _Compiled, params: Mapping[str, Any]
     ) -> tuple[str, list[Any]]:
         if compiled.expanding is not None:
+            if compiled.lists is not None:
+                values = {**compiled.literals, **params}
+                for name in compiled.lists:
+                    if not isinstance(values[name], list | tuple):
+                        values[name] = list(values[name])  # a set, say: indexed below
+                lengths = tuple(len(values[name]) for name in compiled.lists)
+                expansion = compiled.expansions.get(lengths)
+                if expansion is not None:
+                    return expansion.sql, expansion.arguments(values)
             state = compiled.expanding.construct_expanded_state(dict(params), escape_names=False)
-            values = state.parameters
             args = []
             for name in state.positiontup or ():
                 process = state.processors.get(name)
-                args.append(values[name] if process is None else process(values[name]))
+                value = state.parameters[name]
+                args.append(value if process is None else process(value))
+            if compiled.lists is not None:
+                _keep_expansion(compiled, values, lengths, state, args)
             return state.statement, args
         literals = compiled.literals
         args = []
@@ -151,6 +189,34 @@ class Read:
     ) -> tuple[Any, ...] | None:
         found = await self.rows(connection, params)
         return found[0] if found else None
+
+
+def _keep_expansion(
+    compiled: _Compiled,
+    values: Mapping[str, Any],
+    lengths: tuple[int, ...],
+    state: ExpandedState,
+    args: list[Any],
+) -> None:
+    """Remember what SQLAlchemy rendered for these lengths. Its names for a list's elements
+    are ``<name>_1`` … ``<name>_<n>``; the expansion is kept only if reading the arguments
+    back through those names gives exactly the arguments it made."""
+    origin = {
+        f"{name}_{i + 1}": (name, i)
+        for name, length in zip(compiled.lists or (), lengths, strict=True)
+        for i in range(length)
+    }
+    sources = tuple(
+        (*origin.get(name, (name, None)), state.processors.get(name))
+        for name in state.positiontup or ()
+    )
+    expansion = _Expansion(state.statement, sources)
+    try:
+        same = expansion.arguments(values) == args
+    except (KeyError, IndexError):
+        same = False
+    if same:
+        compiled.expansions[lengths] = expansion
 
 
 def _result_processor(type_: Any, dialect: Dialect) -> Processor:

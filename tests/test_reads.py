@@ -147,9 +147,10 @@ async def test_a_read_on_a_lost_connection_is_a_503_and_the_next_one_works(
 async def test_a_read_with_an_in_list_and_literals_answers_as_the_session(
     database: Database,
 ) -> None:
-    """What the reports send (``services.figures``): an IN list of any length, values bound
-    in the statement itself, money sums and averages, answered with the same values and
-    types as through the session."""
+    """What the reports send (``services.figures``): an IN list of any length, an IN list
+    and values bound in the statement itself, money sums and averages, answered with the
+    same values and types as through the session; also when the SQL rendered for the
+    lengths of an earlier call is reused with other values."""
     org = await make_org(database)
     await make_contract(database, org.east_rep1, ContractStatus.SIGNED, list_price="1000.00")
     await make_contract(database, org.east_rep1, ContractStatus.SIGNED, list_price="250.50")
@@ -163,12 +164,16 @@ async def test_a_read_with_an_in_list_and_literals_answers_as_the_session(
             func.sum(large),
             Contract.owner_id,
         )
-        .where(Contract.owner_id.in_(bindparam("owners", expanding=True)))
+        .where(
+            Contract.owner_id.in_(bindparam("owners", expanding=True)),
+            Contract.status.in_([ContractStatus.SIGNED, ContractStatus.TERMINATED]),
+        )
         .group_by(Contract.owner_id)
     )
     read = reads.Read(stmt)
     answers = []
-    for owners in ([org.east_rep1.id], [org.east_rep1.id, org.east_rep2.id], []):
+    rep1, rep2 = org.east_rep1.id, org.east_rep2.id
+    for owners in ([rep1], [rep1, rep2], [], [rep2], [rep2, rep1], [rep1]):
         async with database.session() as session, session.begin():
             expected = [tuple(row) for row in await session.execute(stmt, {"owners": owners})]
             got = await read.rows(await driver_connection(session), {"owners": owners})
@@ -177,7 +182,8 @@ async def test_a_read_with_an_in_list_and_literals_answers_as_the_session(
             tuple(type(v) for v in row) for row in expected
         }
         answers.append({row[-1]: row[:-1] for row in got})
-    assert [len(answer) for answer in answers] == [1, 2, 0]
+    assert [len(answer) for answer in answers] == [1, 2, 0, 1, 2, 1]
+    assert answers[3].keys() == {rep2} and answers[4] == answers[1] and answers[5] == answers[0]
     async with database.session(write=False) as session:
         mine = select(Contract.amount).where(Contract.owner_id == org.east_rep1.id)
         amounts = list(await session.scalars(mine))
