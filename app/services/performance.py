@@ -229,10 +229,17 @@ async def resolve_scope(
     if kind == TargetScope.REGION:
         if actor.role is Role.REP:
             raise Forbidden("Reps read their own figures only.")
-        exists_ = await session.get(Region, scope_id)
-        if exists_ is None or (actor.is_manager and scope_id != actor.region_id):
+        # A manager's own region exists (their user row refers to it); any other is not
+        # theirs to read. Only the director's choice needs looking up.
+        if actor.is_manager:
+            found = scope_id == actor.region_id
+        else:
+            found = await session.get(Region, scope_id) is not None
+        if not found:
             raise NotFound(f"No region with id {scope_id}.")
         return Scope(kind, scope_id)
+    if scope_id == actor.id and actor.role is Role.REP:
+        return Scope(kind, scope_id)  # a rep's own figures (the caller is read fresh)
     rep = await session.get(User, scope_id)
     visible = (
         rep is not None
