@@ -4,13 +4,15 @@ customer reads that skip BEGIN and COMMIT on PostgreSQL answer as before."""
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import uuid
 
 import httpx
 import pytest
 from sqlalchemy import update
 
-from app import security
+from app import main, security
 from app.db import Database
 from app.models.performance import SettingsRecord
 from app.services import department
@@ -161,3 +163,49 @@ async def test_one_statement_per_role_serves_every_caller_of_it(
                     person.user.email,
                     customer.name,
                 )
+
+
+async def test_reads_in_flight_set_off_no_young_collection(
+    client: httpx.AsyncClient, database: Database
+) -> None:
+    """The young generation has room for what requests in flight hold (app.main): 16
+    customer reads at a time (with the test client's own objects beside them), over and
+    over, are then collected by reference counting alone, where CPython's default
+    threshold sets off a collection every few requests."""
+    org = await make_org(database)
+    customers = [await make_customer(database, org.east_rep1) for _ in range(8)]
+    headers = org.east_rep1.headers
+    paths = [f"/api/v1/customers/{c.id}" for c in customers] * 2
+
+    async def read_all() -> None:
+        answers = await asyncio.gather(*(client.get(p, headers=headers) for p in paths))
+        assert {a.status_code for a in answers} == {200}
+
+    async def collections_while_reading() -> list[int]:
+        started: list[int] = []
+
+        def count(phase: str, info: dict[str, int]) -> None:
+            if phase == "start":
+                started.append(info["generation"])
+
+        gc.collect()
+        gc.callbacks.append(count)
+        try:
+            for _ in range(5):
+                await read_all()
+        finally:
+            gc.callbacks.remove(count)
+        return started
+
+    await read_all()  # the caches a first request fills (statements, tokens) are filled
+
+    before = gc.get_threshold()
+    try:
+        gc.set_threshold(700, *before[1:])  # CPython's default
+        default = await collections_while_reading()
+        assert len(default) > 10
+        main.size_young_generation()  # as the app's start-up does
+        assert gc.get_threshold()[0] == main.YOUNG_GENERATION_THRESHOLD
+        assert await collections_while_reading() == []
+    finally:
+        gc.set_threshold(*before)
