@@ -78,7 +78,8 @@ def _changes(obj: Any) -> tuple[dict[str, Any], dict[str, Any]]:
 
 def record(session: Any, obj: Any, action: str, before: Any, after: Any) -> None:
     """Log ``action`` on ``obj`` (a row of an audited table) by the session's actor, in the
-    session's transaction: for a change the ORM does not see (a Core UPDATE)."""
+    session's transaction: by the hook below for what goes through the ORM, and by a
+    service for a change the ORM does not see (a Core UPDATE)."""
     pending_rows.add(
         session,
         _TABLE,

@@ -2,8 +2,8 @@
 stage history), written by one Core INSERT a table instead of as ORM objects.
 
 Building a table model and putting it through the unit of work (registered, flushed,
-post-fetched) was a tenth to a fifth of a write's CPU for rows that request never reads back
-as objects. ``add`` queues a row on the session; the rows are written in the transaction
+post-fetched) was a tenth to a fifth of a write's CPU for rows no request reads back as
+objects. ``add`` queues a row on the session; the rows are written in the transaction
 they belong to, with the same fate as an ORM object added at that moment:
 
 - by every flush, after its objects (``Session`` below), also when it has none; so before a

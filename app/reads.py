@@ -129,24 +129,7 @@ class Read:
         self, compiled: _Compiled, params: Mapping[str, Any]
     ) -> tuple[str, list[Any]]:
         if compiled.expanding is not None:
-            if compiled.lists is not None:
-                values = {**compiled.literals, **params}
-                for name in compiled.lists:
-                    if not isinstance(values[name], list | tuple):
-                        values[name] = list(values[name])  # a set, say: indexed below
-                lengths = tuple(len(values[name]) for name in compiled.lists)
-                expansion = compiled.expansions.get(lengths)
-                if expansion is not None:
-                    return expansion.sql, expansion.arguments(values)
-            state = compiled.expanding.construct_expanded_state(dict(params), escape_names=False)
-            args = []
-            for name in state.positiontup or ():
-                process = state.processors.get(name)
-                value = state.parameters[name]
-                args.append(value if process is None else process(value))
-            if compiled.lists is not None:
-                _keep_expansion(compiled, values, lengths, state, args)
-            return state.statement, args
+            return _expanded(compiled, params)
         literals = compiled.literals
         args = []
         for name, process in compiled.binds:
@@ -189,6 +172,36 @@ class Read:
     ) -> tuple[Any, ...] | None:
         found = await self.rows(connection, params)
         return found[0] if found else None
+
+
+def _expanded(compiled: _Compiled, params: Mapping[str, Any]) -> tuple[str, list[Any]]:
+    """The SQL and arguments of a statement with IN lists: kept by the lists' lengths where
+    the lengths are all the SQL depends on, else rendered by SQLAlchemy for this call."""
+    assert compiled.expanding is not None
+    if compiled.lists is None:
+        state = compiled.expanding.construct_expanded_state(dict(params), escape_names=False)
+        return state.statement, _arguments(state)
+    values = {**compiled.literals, **params}
+    for name in compiled.lists:
+        if not isinstance(values[name], list | tuple):
+            values[name] = list(values[name])  # a set, say: indexed below
+    lengths = tuple(len(values[name]) for name in compiled.lists)
+    expansion = compiled.expansions.get(lengths)
+    if expansion is not None:
+        return expansion.sql, expansion.arguments(values)
+    state = compiled.expanding.construct_expanded_state(dict(params), escape_names=False)
+    args = _arguments(state)
+    _keep_expansion(compiled, values, lengths, state, args)
+    return state.statement, args
+
+
+def _arguments(state: ExpandedState) -> list[Any]:
+    args = []
+    for name in state.positiontup or ():
+        process = state.processors.get(name)
+        value = state.parameters[name]
+        args.append(value if process is None else process(value))
+    return args
 
 
 def _keep_expansion(

@@ -135,7 +135,8 @@ class Workflow(Generic[M]):
         for gate in rule.gates:
             if (why := await gate(session, obj, context)) is not None:
                 raise Conflict(why, reason=gate.__name__)
-        entered = await _ENTERED.first(
+        # An aggregate: one row, its time null before the first change.
+        [(entered,)] = await _ENTERED.rows(
             await driver_connection(session),
             {"entity_type": self.entity_type, "entity_id": obj.id},
         )
@@ -167,7 +168,7 @@ class Workflow(Generic[M]):
                 "to_state": to,
                 "actor_id": actor.id,
                 "note": fields.get("note"),
-                "from_state_at": (entered[0] if entered else None) or obj.created_at,
+                "from_state_at": entered or obj.created_at,
                 "next_state_at": None,
                 "owner_id": getattr(obj, "owner_id", None),
                 "region_id": getattr(obj, "region_id", None),
