@@ -28,6 +28,7 @@ from sqlalchemy.util import await_
 from app import pending_rows
 from app.callers import CallerCache
 from app.config import VAR_DIR, Settings
+from app.pool import FairAsyncQueuePool
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -141,7 +142,10 @@ def create_engine(settings: Settings, url: str | None = None) -> AsyncEngine:
     if url.startswith("sqlite"):
         if url.startswith("sqlite+aiosqlite:///./var/"):
             VAR_DIR.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, connect_args={"timeout": 15})
+        # An in-memory database is one connection SQLAlchemy keeps (StaticPool); a file has
+        # a pool like PostgreSQL's.
+        pool = {} if ":memory:" in url else {"poolclass": FairAsyncQueuePool}
+        engine = create_async_engine(url, connect_args={"timeout": 15}, **pool)
         _configure_sqlite(engine)
         return engine
     is_asyncpg = url.startswith("postgresql+asyncpg")
@@ -156,6 +160,7 @@ def create_engine(settings: Settings, url: str | None = None) -> AsyncEngine:
             connect_args["server_settings"] = {"jit": "off"}
     engine = create_async_engine(
         url,
+        poolclass=FairAsyncQueuePool,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         pool_pre_ping=not is_asyncpg,
