@@ -9,6 +9,7 @@ written at the end of that flush, inside its transaction or savepoint (``app.pen
 
 from __future__ import annotations
 
+import functools
 import uuid
 from datetime import date, datetime
 from decimal import Decimal
@@ -76,6 +77,33 @@ def _changes(obj: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     return before, after
 
 
+def _region_of(session: Any, obj: Any) -> uuid.UUID | None:
+    """The region an entry about ``obj`` belongs to (see ``RecordBase.__region_column__``).
+    A parent is nearly always in the session already (the service read it to check the
+    caller's scope), so this seldom costs a query."""
+    model = type(obj)
+    parent_key = getattr(model, "__region_parent__", None)
+    if parent_key is None:
+        return getattr(obj, getattr(model, "__region_column__", "region_id"), None)
+    parent_id = getattr(obj, parent_key)
+    if parent_id is None:
+        return None
+    sync_session = getattr(session, "sync_session", session)
+    parent = sync_session.get(_referenced_model(model, parent_key), parent_id)
+    return None if parent is None else _region_of(session, parent)
+
+
+@functools.cache
+def _referenced_model(model: type, key: str) -> type:
+    """The mapped class a foreign key column of ``model`` refers to."""
+    mapper = inspect(model)
+    [foreign_key] = mapper.columns[key].foreign_keys
+    for candidate in mapper.registry.mappers:
+        if candidate.local_table is foreign_key.column.table:
+            return candidate.class_
+    raise LookupError(f"{model.__name__}.{key} refers to no mapped table")
+
+
 def record(session: Any, obj: Any, action: str, before: Any, after: Any) -> None:
     """Log ``action`` on ``obj`` (a row of an audited table) by the session's actor, in the
     session's transaction: by the hook below for what goes through the ORM, and by a
@@ -90,7 +118,7 @@ def record(session: Any, obj: Any, action: str, before: Any, after: Any) -> None
             "action": action,
             "entity_type": obj.__tablename__,
             "entity_id": obj.id,
-            "region_id": getattr(obj, "region_id", None),
+            "region_id": _region_of(session, obj),
             "before": before,
             "after": after,
         },

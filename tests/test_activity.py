@@ -14,12 +14,18 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
+from alembic import command
 from app import events
 from app.db import Database
+from app.migrations import alembic_config
+from app.models.contracts import ContractStatus
 from app.models.people import Region, User
 from app.models.platform import AuditEntry, Event
 from app.models.types import utcnow
 from app.services.activity import GAP_GRACE
+from tests.complaint_helpers import make_complaint
+from tests.conftest import TEST_DATABASE_URL
+from tests.contract_helpers import make_contract
 from tests.factories import Org, Person, make_org, problem
 
 EVENTS = "/api/v1/events"
@@ -315,14 +321,15 @@ async def test_audit_is_scoped_by_region(client: httpx.AsyncClient, org: Org) ->
 
     everything = {e["entity_id"] for e in await audit(client, org.director)}
     assert {east, north, region.json()["id"]} <= everything
-    # Besides the customer, a manager sees the entries of their region's users (the org's).
+    # Besides the customer, a manager sees the entries of their region's users and of the
+    # region itself (the org's); not the new West region's.
     east_view = await audit(client, org.east_manager)
     east_people = {str(p.id) for p in (org.east_manager, org.east_rep1, org.east_rep2)}
-    assert {e["entity_id"] for e in east_view} == {east, *east_people}
+    assert {e["entity_id"] for e in east_view} == {east, str(org.east.id), *east_people}
     assert {e["region_id"] for e in east_view} == {str(org.east.id)}
     north_view = await audit(client, org.north_manager)
     north_people = {str(p.id) for p in (org.north_manager, org.north_rep)}
-    assert {e["entity_id"] for e in north_view} == {north, *north_people}
+    assert {e["entity_id"] for e in north_view} == {north, str(org.north.id), *north_people}
     # Filtering by another region's record does not widen the scope.
     assert await audit(client, org.east_manager, entity_id=north) == []
     problem(await client.get(AUDIT, headers=org.east_rep1.headers), 403, "forbidden")
@@ -409,3 +416,98 @@ async def test_audit_refuses_bad_times(
     # A time without a zone is ambiguous: refused as a field error rather than guessed.
     response = await client.get(AUDIT, params=params, headers=org.director.headers)
     problem(response, 422, "validation_error")
+
+
+async def _rows_without_a_region_column(
+    client: httpx.AsyncClient, database: Database, rep: Person
+) -> dict[str, str]:
+    """A contact, a follow-up, a delivery and a complaint update of ``rep``'s, through the
+    API (ids by entity type), and a signed contract with its plan and quote behind them."""
+    contract = await make_contract(database, rep, ContractStatus.SIGNED)
+    rows: dict[str, str] = {}
+    for entity_type, path, body in (
+        ("contacts", f"{CUSTOMERS}/{contract.customer_id}/contacts", {"name": "Ann Lee"}),
+        (
+            "follow_ups",
+            "/api/v1/follow-ups",
+            {
+                "customer_id": str(contract.customer_id),
+                "kind": "call",
+                "status": "planned",
+                "due_at": "2027-01-04T09:00:00Z",
+            },
+        ),
+        (
+            "deliveries",
+            f"/api/v1/contracts/{contract.id}/deliveries",
+            {"description": "Pumps", "planned_date": "2027-01-04"},
+        ),
+    ):
+        response = await client.post(path, json=body, headers=rep.headers)
+        assert response.status_code == 201, response.text
+        rows[entity_type] = response.json()["id"]
+    complaint = await make_complaint(database, rep)
+    progress = await client.post(
+        f"/api/v1/complaints/{complaint.id}/updates",
+        json={"message": "The replacement ships tomorrow."},
+        headers=rep.headers,
+    )
+    assert progress.status_code == 201, progress.text
+    rows["complaint_updates"] = progress.json()["id"]
+    return rows
+
+
+async def test_audit_entries_of_rows_without_a_region_of_their_own_reach_the_manager(
+    client: httpx.AsyncClient, database: Database, org: Org
+) -> None:
+    """Follow-ups, contacts, quotes, installments, deliveries and complaint updates have no
+    region column (theirs is their customer's, opportunity's, contract's or complaint's):
+    the entries about them are the region's manager's all the same."""
+    east_rows = await _rows_without_a_region_column(client, database, org.east_rep1)
+
+    east_view = await audit(client, org.east_manager)
+    seen_by_type = {
+        (e["entity_type"], e["entity_id"]) for e in east_view if e["region_id"] == str(org.east.id)
+    }
+    assert set(east_rows.items()) <= seen_by_type
+    # The contract's plan and the quote it came from, written through the services.
+    assert {"installments", "quotes"} <= {entity_type for entity_type, _ in seen_by_type}
+    north_view = {e["entity_id"] for e in await audit(client, org.north_manager)}
+    assert not north_view & {e["entity_id"] for e in east_view}
+
+
+async def _regions_by_entry(database: Database) -> dict[uuid.UUID, uuid.UUID | None]:
+    async with database.session(write=False) as session:
+        rows = await session.execute(select(AuditEntry.id, AuditEntry.region_id))
+        return {entry_id: region_id for entry_id, region_id in rows}
+
+
+async def test_the_migration_gives_earlier_entries_their_region(
+    client: httpx.AsyncClient, database: Database, org: Org
+) -> None:
+    await _rows_without_a_region_column(client, database, org.east_rep1)
+    await client.post("/api/v1/regions", json={"name": "West"}, headers=org.director.headers)
+    regions = await _regions_by_entry(database)
+    kinds = {"contacts", "follow_ups", "deliveries", "complaint_updates", "installments"}
+    kinds |= {"quotes", "regions"}
+    async with database.session(write=False) as session:
+        found = await session.execute(
+            select(AuditEntry.id, AuditEntry.entity_type).where(AuditEntry.entity_type.in_(kinds))
+        )
+        of_those = {entry_id for entry_id, _ in found}
+    assert len(of_those) >= len(kinds) and all(regions[entry] for entry in of_those)
+
+    # Down to before it (where none of those entries had a region) and up again: the
+    # upgrade fills in each one's region from the rows. Alembic runs its own event loop.
+    # (Both steps only update rows, so the app's pooled connections may stay: disposing of
+    # its pool would also part it from its caller cache, app.callers, for later tests.)
+    config = alembic_config(TEST_DATABASE_URL)
+    await asyncio.to_thread(command.downgrade, config, "0009_follow_up_scope")
+    downgraded = await _regions_by_entry(database)
+    assert all(downgraded[entry] is None for entry in of_those)
+    assert {k: v for k, v in downgraded.items() if k not in of_those} == {
+        k: v for k, v in regions.items() if k not in of_those
+    }
+    await asyncio.to_thread(command.upgrade, config, "head")
+
+    assert await _regions_by_entry(database) == regions

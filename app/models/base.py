@@ -60,6 +60,11 @@ class RecordBase(SQLModel):
     """
 
     __audited__: ClassVar[bool] = True
+    # Where the audit log finds a row's region (a manager reads the entries of their own):
+    # this column of the row, or, when ``__region_parent__`` names a foreign key, the region
+    # of the row it refers to (a contract's, for its installments). No region, no manager.
+    __region_column__: ClassVar[str] = "region_id"
+    __region_parent__: ClassVar[str | None] = None
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     version: int = Field(default=1)

@@ -102,6 +102,7 @@ class ComplaintProgress(SQLModel, table=True):
     """A progress update sent to the customer (及时反馈处理进展); written once, never changed."""
 
     __tablename__ = "complaint_updates"
+    __region_parent__: ClassVar[str | None] = "complaint_id"
     __audited__: ClassVar[bool] = True
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)

@@ -129,6 +129,7 @@ class ContractLine(SQLModel, table=True):
 
 class Installment(RecordBase, table=True):
     __tablename__ = "installments"
+    __region_parent__ = "contract_id"
     __table_args__ = (Index("ix_installments_contract_due", "contract_id", "due_date"),)
 
     contract_id: uuid.UUID = Field(foreign_key="contracts.id")
@@ -175,6 +176,7 @@ class PaymentAllocation(SQLModel, table=True):
 
 class Delivery(RecordBase, table=True):
     __tablename__ = "deliveries"
+    __region_parent__ = "contract_id"
     __table_args__ = (Index("ix_deliveries_contract_created", "contract_id", "created_at", "id"),)
 
     contract_id: uuid.UUID = Field(foreign_key="contracts.id")

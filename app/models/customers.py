@@ -205,6 +205,7 @@ class ClassificationOverride(InputSchema):
 
 class Contact(RecordBase, table=True):
     __tablename__ = "contacts"
+    __region_parent__ = "customer_id"
 
     customer_id: uuid.UUID = Field(foreign_key="customers.id", index=True)
     name: str = Field(max_length=200)
@@ -240,6 +241,7 @@ class ContactRead(ResourceRead):
 
 class FollowUp(RecordBase, table=True):
     __tablename__ = "follow_ups"
+    __region_column__ = "customer_region_id"
     __table_args__ = (
         Index("ix_follow_ups_customer_created", "customer_id", "created_at", "id"),
         Index("ix_follow_ups_owner_created", "owner_id", "created_at", "id"),

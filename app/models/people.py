@@ -23,6 +23,7 @@ class Role(StrEnum):
 
 class Region(RecordBase, table=True):
     __tablename__ = "regions"
+    __region_column__ = "id"
 
     name: str = Field(max_length=100, unique=True)
 

@@ -28,6 +28,7 @@ class QuoteStatus(StrEnum):
 
 class Quote(RecordBase, table=True):
     __tablename__ = "quotes"
+    __region_parent__ = "opportunity_id"
 
     opportunity_id: uuid.UUID = Field(foreign_key="opportunities.id", index=True)
     status: str = Field(default=QuoteStatus.DRAFT, sa_type=String(32), index=True)
