@@ -14,12 +14,16 @@ from app.db import Database
 from app.pool import FairAsyncQueuePool
 
 
+def _pool_of_one(url: str, timeout: float) -> AsyncEngine:
+    """An engine with one connection, so every other caller waits (``timeout`` seconds)."""
+    return create_async_engine(
+        url, poolclass=FairAsyncQueuePool, pool_size=1, max_overflow=0, pool_timeout=timeout
+    )
+
+
 @pytest.fixture
 async def one_connection(migrated_url: str) -> AsyncIterator[AsyncEngine]:
-    """A pool of one connection on the test database, so every other caller waits."""
-    engine = create_async_engine(
-        migrated_url, poolclass=FairAsyncQueuePool, pool_size=1, max_overflow=0, pool_timeout=5
-    )
+    engine = _pool_of_one(migrated_url, timeout=5)
     yield engine
     await engine.dispose()
 
@@ -85,9 +89,7 @@ async def test_a_waiter_cancelled_as_it_is_served_passes_the_connection_on(
 
 
 async def test_a_waiter_that_times_out_leaves_the_line(migrated_url: str) -> None:
-    engine = create_async_engine(
-        migrated_url, poolclass=FairAsyncQueuePool, pool_size=1, max_overflow=0, pool_timeout=0.2
-    )
+    engine = _pool_of_one(migrated_url, timeout=0.2)
     try:
         held = await engine.connect()
         with pytest.raises(exc.TimeoutError):
