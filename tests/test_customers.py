@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -493,3 +493,52 @@ async def test_a_search_pages_through_the_callers_scope_only(
         "Dongfang East 1",
     ]
     assert await _list(client, org.east_rep2, q="dongfang") == []
+
+
+@pytest.mark.parametrize("filtered", [False, True])
+async def test_a_listed_customer_is_exactly_its_read_answer(
+    client: httpx.AsyncClient, database: Database, filtered: bool
+) -> None:
+    """The list renders its page from column values (``app.answers``), not through the read
+    schema: every item must still be, field for field and character for character, what
+    reading that customer answers. One customer has every field set, overridden and dormant,
+    with timestamps on a whole second (no fraction written); one has the fewest."""
+    org = await make_org(database)
+    response = await create(
+        client,
+        org.east_rep1,
+        name='上海联华贸易有限公司 "Lianhua"',
+        industry="Wholesale",
+        address="1 Nanjing Road\nShanghai",
+        phone="+86 21 5555 0101",
+        email="buyer@lianhua.example.com",
+        source="exhibition",
+        needs="Cold-chain storage",
+    )
+    full = response.json()["id"]
+    override = await client.put(
+        f"{API}/customers/{full}/classification",
+        json={"classification": "A", "reason": "Strategic"},
+        headers=org.east_manager.headers,
+    )
+    assert override.status_code == 200, override.text
+    sparse = (await make_customer(database, org.east_rep1, name="Plain Co")).id
+    async with database.session() as session, session.begin():
+        row = await session.get_one(Customer, uuid.UUID(full))
+        row.created_at = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
+        row.last_follow_up_at = datetime(2025, 6, 1, 8, 0, 0, 250000, tzinfo=UTC)
+
+    params = {"owner_id": str(org.east_rep1.id)} if filtered else {}
+    listed = await client.get(f"{API}/customers", params=params, headers=org.east_rep1.headers)
+    assert listed.status_code == 200, listed.text
+    assert listed.headers["content-type"] == "application/json"
+    page = listed.json()
+    assert page["next_cursor"] is None
+    items = {item["id"]: item for item in page["items"]}
+    assert set(items) == {full, str(sparse)}
+    for customer_id in items:
+        assert items[customer_id] == await get(client, org.east_rep1, customer_id)
+    assert items[full]["created_at"] == "2025-01-02T03:04:05Z"
+    assert items[full]["last_follow_up_at"] == "2025-06-01T08:00:00.250000Z"
+    assert items[full]["status"] == "dormant" and items[full]["classification"] == "A"
+    assert items[str(sparse)]["address"] is None and items[str(sparse)]["classified_at"] is None

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from fastapi import Depends, Response
 
+from app.answers import page_response
 from app.db import autocommit_reads
 from app.deps import IfMatchDep, SessionDep, require
 from app.models.customers import (
@@ -61,7 +62,7 @@ async def _answer(session: SessionDep, customer: object, response: Response) -> 
     return read
 
 
-@router.get("", summary="List customers in your scope")
+@router.get("", summary="List customers in your scope", response_model=CustomerPage)
 @autocommit_reads
 async def customers_list(
     session: SessionDep,
@@ -77,7 +78,7 @@ async def customers_list(
     ),
     cursor: Cursor = None,
     limit: Limit = 50,
-) -> CustomerPage:
+) -> Response:
     items, next_cursor = await read_service.list_customers(
         session,
         actor,
@@ -91,7 +92,7 @@ async def customers_list(
         cursor=cursor,
         limit=limit,
     )
-    return CustomerPage(items=items, next_cursor=next_cursor)
+    return page_response(items, next_cursor)
 
 
 @router.post("", status_code=201, summary="Create a customer", responses=created_with_headers())
