@@ -17,7 +17,7 @@ import enum
 import types
 import typing
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -63,6 +63,12 @@ def _other(value: Any) -> str:
     if isinstance(value, uuid.UUID):
         return str(value)
     raise TypeError(f"{type(value).__name__} is not plain")
+
+
+def values_of(names: tuple[str, ...], rows: Iterable[Sequence[Any]]) -> list[dict[str, Any]]:
+    """Rows of a schema's columns (in ``check_plain``'s order) as the values ``page_response``
+    writes."""
+    return [dict(zip(names, row, strict=True)) for row in rows]
 
 
 def page_response(items: Sequence[Mapping[str, Any]], next_cursor: str | None) -> Response:

@@ -19,6 +19,7 @@ Requests, as in ``bench/requests.lua``: ``east.rep1`` reads its customers one by
 ``lead`` to ``contacted`` (the moved ones are put back to ``lead``, and the tables the writes
 churn vacuumed, before each route starts and whenever every one has moved:
 ``bench.bulk.reset_opportunities``); the East manager asks for the performance summary.
+``--routes follow_ups_50``, not among the defaults, lists the rep's 50 newest follow-ups.
 
 Each route gets ``--warmup`` requests, then ``--rounds`` rounds of ``--n``; the table gives
 the median round and the best, and the last round's user, system and wall milliseconds.
@@ -64,6 +65,8 @@ from bench.bulk import (
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "var" / "bench"
 ROUTES = ("read_one", "list_50", "create_follow_up", "move_stage", "summary")
+# Not in the load benchmark, measured on request: the rep's follow-ups, newest first.
+OTHER_ROUTES = ("follow_ups_50",)
 
 
 @dataclass
@@ -135,7 +138,9 @@ def _requests(route: str, fixture: Fixture) -> Callable[[int], Request]:
         )
     if route == "summary":
         return lambda _i: ("GET", "/api/v1/performance/summary", None)
-    raise SystemExit(f"unknown route {route!r}; routes: {', '.join(ROUTES)}")
+    if route == "follow_ups_50":
+        return lambda _i: ("GET", "/api/v1/follow-ups?limit=50", None)
+    raise SystemExit(f"unknown route {route!r}; routes: {', '.join(ROUTES + OTHER_ROUTES)}")
 
 
 async def _fixed_answer(scope: Any, receive: Any, send: Any) -> None:

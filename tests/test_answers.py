@@ -10,12 +10,13 @@ import pytest
 from pydantic import BaseModel, Field, field_serializer
 
 from app.answers import check_plain
-from app.models.customers import CustomerRead
+from app.models.customers import CustomerRead, FollowUpRead
 from app.models.types import Money
 
 
-def test_the_customer_schema_is_plain() -> None:
-    assert check_plain(CustomerRead) == tuple(CustomerRead.model_fields)
+@pytest.mark.parametrize("schema", [CustomerRead, FollowUpRead])
+def test_the_listed_schemas_are_plain(schema: type[BaseModel]) -> None:
+    assert check_plain(schema) == tuple(schema.model_fields)
 
 
 class _WithMoney(BaseModel):

@@ -427,3 +427,52 @@ async def test_links_must_be_the_customers_own_records(
     assert [(f["id"], f["opportunity_id"]) for f in listed.json()["items"]] == [
         (linked.json()["id"], str(ours.id))
     ]
+
+
+async def test_a_listed_follow_up_is_exactly_its_read_answer(
+    client: httpx.AsyncClient, database: Database
+) -> None:
+    """The list writes its page from column values (``app.answers``), not through the read
+    schema: each item must be, field for field, what reading that follow-up answers. One
+    has every field set (linked, a return visit with its score, a next date on a whole
+    second), one is planned with the fewest."""
+    org = await make_org(database)
+    rep = org.east_rep1
+    opportunity = await make_opportunity(database, rep)
+    full = await log(
+        client,
+        rep,
+        opportunity.customer_id,
+        kind="return_visit",
+        status="done",
+        occurred_at="2026-03-04T05:06:07.089Z",
+        summary='回访：满意 "very"',
+        outcome="Reorder\nnext month",
+        next_follow_up_at="2027-01-02T03:04:05Z",
+        opportunity_id=str(opportunity.id),
+        satisfaction=4,
+    )
+    planned = await log(
+        client,
+        rep,
+        opportunity.customer_id,
+        status="planned",
+        due_at=iso(utcnow() + timedelta(days=2)),
+    )
+    assert full.status_code == planned.status_code == 201, planned.text
+
+    listed = await client.get(f"{API}/follow-ups", headers=rep.headers)
+    assert listed.status_code == 200, listed.text
+    assert listed.headers["content-type"] == "application/json"
+    items = {item["id"]: item for item in listed.json()["items"]}
+    assert set(items) == {full.json()["id"], planned.json()["id"]}
+    for follow_up_id, item in items.items():
+        read = await client.get(f"{API}/follow-ups/{follow_up_id}", headers=rep.headers)
+        assert item == read.json()
+    item = items[full.json()["id"]]
+    assert (item["occurred_at"], item["next_follow_up_at"]) == (
+        "2026-03-04T05:06:07.089000Z",
+        "2027-01-02T03:04:05Z",
+    )
+    assert (item["kind"], item["satisfaction"]) == ("return_visit", 4)
+    assert items[planned.json()["id"]]["occurred_at"] is None

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from fastapi import Depends, Query, Response
 
+from app.answers import page_response
 from app.deps import IfMatchDep, SessionDep, require
 from app.models.customers import (
     FollowUpCreate,
@@ -38,7 +39,7 @@ class FollowUpPage(Page[FollowUpRead]):
     pass
 
 
-@router.get("", summary="List follow-ups of customers in your scope")
+@router.get("", summary="List follow-ups of customers in your scope", response_model=FollowUpPage)
 async def follow_ups_list(
     session: SessionDep,
     actor: Reader,
@@ -54,8 +55,8 @@ async def follow_ups_list(
     sort: Literal["created_at", "-created_at", "updated_at", "-updated_at"] = "-created_at",
     cursor: Cursor = None,
     limit: Limit = 50,
-) -> FollowUpPage:
-    rows, next_cursor = await service.list_follow_ups(
+) -> Response:
+    items, next_cursor = await service.list_follow_ups(
         session,
         actor,
         customer_id=customer_id,
@@ -69,9 +70,7 @@ async def follow_ups_list(
         cursor=cursor,
         limit=limit,
     )
-    return FollowUpPage(
-        items=[FollowUpRead.model_validate(f) for f in rows], next_cursor=next_cursor
-    )
+    return page_response(items, next_cursor)
 
 
 @router.post(

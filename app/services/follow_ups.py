@@ -10,6 +10,7 @@ from sqlalchemy import and_, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import events
+from app.answers import check_plain, values_of
 from app.errors import ValidationFailed
 from app.models.complaints import Complaint
 from app.models.contracts import Contract
@@ -26,7 +27,7 @@ from app.models.pipeline import Opportunity
 from app.models.types import utcnow
 from app.pagination import paginate
 from app.permissions import Actor, scope_filter
-from app.services.common import ensure_version, get_visible
+from app.services.common import answer_columns, ensure_version, get_visible
 from app.services.customers import (
     get_customer,
     note_follow_up_done,
@@ -34,6 +35,8 @@ from app.services.customers import (
 )
 
 FOLLOW_UP_SORTS = {"created_at": FollowUp.created_at, "updated_at": FollowUp.updated_at}
+_READ_COLUMNS = answer_columns(FollowUp, FollowUpRead)
+_READ_NAMES = check_plain(FollowUpRead)
 # Clocks of phones and laptops drift; a follow-up "done" a minute ahead is not in the future.
 _CLOCK_SKEW = timedelta(minutes=5)
 
@@ -133,7 +136,9 @@ async def list_follow_ups(
     cursor: str | None = None,
     limit: int = 50,
 ) -> tuple[list[FollowUp], str | None]:
-    stmt = select(FollowUp).where(_visible(actor))
+    # The answer's columns, not the entity: the page is written from their values
+    # (``app.answers``), without an ORM object and a read schema built for each row.
+    stmt = select(*_READ_COLUMNS).where(_visible(actor))
     if customer_id is not None:
         stmt = stmt.where(FollowUp.customer_id == customer_id)
     if owner_id is not None:
@@ -159,7 +164,7 @@ async def list_follow_ups(
         cursor=cursor,
         limit=limit,
     )
-    return list(rows), next_cursor
+    return values_of(_READ_NAMES, rows), next_cursor
 
 
 async def update_follow_up(
