@@ -10,6 +10,7 @@ import asyncio
 import itertools
 import os
 import random
+import re
 import shlex
 import shutil
 import signal
@@ -138,6 +139,19 @@ class Processes:
         return "\n".join(
             f"--- {name}\n{tail(self.folder / f'{name}.log')}" for name in self.started
         )
+
+    def about(self, answers: list[str]) -> str:
+        """What the processes logged about these answers: every log line naming one of their
+        correlation ids, with the lines after it (a traceback), so a failure says why."""
+        ids = set(re.findall(r'"correlation_id":"([0-9a-f]+)"', "\n".join(answers)))
+        found = []
+        for name in self.started:
+            path = self.folder / f"{name}.log"
+            lines = path.read_text(errors="replace").splitlines() if path.exists() else []
+            for index, line in enumerate(lines):
+                if any(correlation_id in line for correlation_id in ids):
+                    found.append(f"--- {name}\n" + "\n".join(lines[index : index + 60]))
+        return "\n".join(found) or "(no log line names their correlation ids)"
 
     def stop_all(self) -> None:
         for process in self.started.values():

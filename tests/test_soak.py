@@ -246,7 +246,8 @@ async def test_two_servers_two_workers_survive_a_database_restart(
     assert not stack.processes.dead(), stack.processes.logs()
 
     # (1) No 5xx but 503, and only the answers a correct client can get.
-    assert tally.server_errors == [], (tally.server_errors[:5], stack.processes.logs())
+    errors = tally.server_errors[:5]
+    assert errors == [], "\n".join([*errors, stack.processes.about(errors)])
     assert tally.count(503) > 0, "the restart went unnoticed"
     odd = {key: n for key, n in tally.statuses.items() if key[1] not in {200, 201, 409, 412, 503}}
     assert odd == {}, odd
