@@ -15,7 +15,7 @@ from fastapi import Request, Response
 from fastapi.routing import APIRoute
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Dialect, ExceptionContext
-from sqlalchemy.exc import InvalidatePoolError
+from sqlalchemy.exc import InvalidatePoolError, OperationalError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -283,7 +283,15 @@ class RequestTransaction:
             return self.lease
         session = self.session
         if self.autocommit and (session is None or not session.in_transaction()):
-            pooled = await self.database.engine.raw_connection()
+            try:
+                pooled = await self.database.engine.raw_connection()
+            except Exception as exc:
+                # The pool's checkout raises the driver's error as it is: SQLAlchemy wraps
+                # (and its ``handle_error`` hook classifies) only errors of a Connection. A
+                # refused connect or a database shutting down is a 503, as on the ORM path.
+                if connection_lost(exc):
+                    raise OperationalError("connect", None, exc) from exc
+                raise
             self.lease = _Lease(self.database.engine.dialect, pooled.driver_connection, pooled)
         else:
             self.lease = await _session_lease(await self.open())

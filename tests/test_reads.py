@@ -15,13 +15,16 @@ from sqlalchemy import bindparam, case, func, select, text
 
 from app import reads
 from app.callers import LISTENER_NAME
-from app.db import Database, driver_connection
+from app.config import get_settings
+from app.db import Database, create_engine, driver_connection
+from app.main import create_app
 from app.models.contracts import Contract, ContractStatus
 from app.models.customers import Customer
-from app.services import customer_reads
+from app.services import customer_reads, department
 from tests.conftest import IS_POSTGRES, TEST_DATABASE_URL
 from tests.contract_helpers import make_contract
 from tests.factories import Org, make_customer, make_org, problem
+from tests.soak_helpers import PrivatePostgres
 
 postgres_only = pytest.mark.skipif(not IS_POSTGRES, reason="autocommit reads are PostgreSQL's")
 
@@ -190,3 +193,27 @@ async def test_a_read_with_an_in_list_and_literals_answers_as_the_session(
     total, mean, count, large_ones = answers[1][org.east_rep1.id]
     assert (count, large_ones) == (2, sum(1 for amount in amounts if amount > 500))
     assert isinstance(total, Decimal) and total == sum(amounts) and mean == total / 2
+
+
+@postgres_only
+async def test_an_autocommit_read_that_cannot_connect_is_a_503(
+    database: Database, rep_customer: tuple[Org, str]
+) -> None:
+    """An autocommit read takes its connection straight from the pool, where SQLAlchemy does
+    not wrap a failed connect: a database refusing connections (shutting down, restarting)
+    must still be a 503, not a 500. The caller is remembered, so the read's connect is the
+    request's first use of the database, as it is in the middle of a restart."""
+    org, url = rep_customer
+    down = Database(create_engine(get_settings(), PrivatePostgres.unused_url()))
+    down.callers.listening = True
+    down.callers.remember(down.callers.generation, org.east_rep1.actor, department.parse(None))
+    app = create_app(get_settings(), down)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as reader:
+            for path in (url, "/api/v1/customers"):
+                answer = await reader.get(path, headers=org.east_rep1.headers)
+                problem(answer, 503, "unavailable")
+                assert answer.headers["retry-after"]
+    finally:
+        await down.dispose()
