@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
@@ -120,3 +121,23 @@ def problem(response: httpx.Response, status: int, code: str) -> dict:
     assert body["status"] == status and body["code"] == code, body
     assert body["type"].endswith("/" + code)
     return body
+
+
+async def listed_as_read(
+    client: httpx.AsyncClient,
+    person: Person,
+    collection: str,
+    params: dict[str, str] | None = None,
+) -> dict[str, dict[str, Any]]:
+    """The items of a list's first page, by id, after checking each is exactly what reading
+    it answers (lists written from column values, ``app.answers``, must not drift from the
+    read schema)."""
+    listed = await client.get(f"/api/v1/{collection}", params=params, headers=person.headers)
+    assert listed.status_code == 200, listed.text
+    assert listed.headers["content-type"] == "application/json"
+    items = {item["id"]: item for item in listed.json()["items"]}
+    for item_id, item in items.items():
+        read = await client.get(f"/api/v1/{collection}/{item_id}", headers=person.headers)
+        assert read.status_code == 200, read.text
+        assert item == read.json()
+    return items

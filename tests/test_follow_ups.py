@@ -11,7 +11,7 @@ import pytest
 
 from app.db import Database
 from app.models.types import utcnow
-from tests.factories import Person, make_customer, make_org, problem
+from tests.factories import Person, listed_as_read, make_customer, make_org, problem
 from tests.pipeline_helpers import make_opportunity
 
 API = "/api/v1"
@@ -461,14 +461,8 @@ async def test_a_listed_follow_up_is_exactly_its_read_answer(
     )
     assert full.status_code == planned.status_code == 201, planned.text
 
-    listed = await client.get(f"{API}/follow-ups", headers=rep.headers)
-    assert listed.status_code == 200, listed.text
-    assert listed.headers["content-type"] == "application/json"
-    items = {item["id"]: item for item in listed.json()["items"]}
+    items = await listed_as_read(client, rep, "follow-ups")
     assert set(items) == {full.json()["id"], planned.json()["id"]}
-    for follow_up_id, item in items.items():
-        read = await client.get(f"{API}/follow-ups/{follow_up_id}", headers=rep.headers)
-        assert item == read.json()
     item = items[full.json()["id"]]
     assert (item["occurred_at"], item["next_follow_up_at"]) == (
         "2026-03-04T05:06:07.089000Z",
