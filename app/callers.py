@@ -69,8 +69,13 @@ class CallerCache:
         self._actors: dict[uuid.UUID, Actor] = {}
         self._settings: DepartmentSettings | None = None
         # Found again by the connection pool a committing session used (its engine with
-        # other execution options shares the pool).
+        # other execution options shares the pool). ``dispose()`` gives the engine a new
+        # pool: the cache follows it there.
         _CACHES[engine.sync_engine.pool] = self
+        event.listen(engine.sync_engine, "engine_disposed", self._follow_new_pool)
+
+    def _follow_new_pool(self, engine: Any) -> None:
+        _CACHES[engine.pool] = self
 
     def get(self, user_id: uuid.UUID) -> tuple[Actor, DepartmentSettings] | None:
         """The active caller with this id and the settings in force, if remembered."""

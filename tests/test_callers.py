@@ -112,6 +112,24 @@ async def test_a_caller_is_read_once_until_this_process_changes_it(
     assert len(reads) == 3  # the director's, then the rep's second look
 
 
+async def test_a_change_is_forgotten_at_once_after_the_engine_was_disposed(
+    client: httpx.AsyncClient, database: Database, remembering: CallerCache
+) -> None:
+    """``Engine.dispose()`` replaces the connection pool, by which a committing session
+    finds its cache: a change committed afterwards must still be forgotten at commit."""
+    org = await make_org(database)
+    url = await _customer_url(database, org)
+    assert (await client.get(url, headers=org.east_rep1.headers)).status_code == 200
+    assert remembering.get(org.east_rep1.user.id) is not None
+    await database.engine.dispose()
+    answer = await client.patch(
+        f"{USERS}/{org.east_rep1.user.id}", json={"is_active": False}, headers=org.director.headers
+    )
+    assert answer.status_code == 200, answer.text
+    assert remembering.get(org.east_rep1.user.id) is None
+    assert (await client.get(url, headers=org.east_rep1.headers)).status_code == 401
+
+
 @postgres_only
 async def test_a_settings_change_is_what_the_next_request_uses(
     client: httpx.AsyncClient, database: Database
