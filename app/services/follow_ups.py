@@ -135,7 +135,9 @@ async def list_follow_ups(
     sort: str = "-created_at",
     cursor: str | None = None,
     limit: int = 50,
-) -> tuple[list[FollowUp], str | None]:
+) -> tuple[list[dict[str, Any]], str | None]:
+    """A page of the follow-ups ``actor`` sees, as ``FollowUpRead``'s values, and the cursor
+    of the next page."""
     # The answer's columns, not the entity: the page is written from their values
     # (``app.answers``), without an ORM object and a read schema built for each row.
     stmt = select(*_READ_COLUMNS).where(_visible(actor))
