@@ -11,6 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 EMBEDDED_DATABASE_URL = "sqlite+aiosqlite:///./var/salesdesk.db"
 VAR_DIR = Path("var")
+MIN_KEY_BYTES = 32
 # "<count>/<second|minute|hour|day>", as in SALESDESK_RATE_LIMIT_PER_USER=600/minute.
 _RATE = r"^\s*[1-9][0-9]*\s*/\s*(second|minute|hour|day)s?\s*$"
 
@@ -69,6 +70,19 @@ class Settings(BaseSettings):
         for prefix in ("postgres://", "postgresql://"):
             if value.startswith(prefix):
                 return "postgresql+asyncpg://" + value[len(prefix) :]
+        return value
+
+    @field_validator("secret_key")
+    @classmethod
+    def _strong_enough(cls, value: str | None) -> str | None:
+        if not value:
+            return None  # left empty in .env: as if unset
+        if len(value.encode()) < MIN_KEY_BYTES:
+            # RFC 7518 3.2: an HS256 key must have at least as many bits as the hash (256).
+            raise ValueError(
+                f"SALESDESK_SECRET_KEY must be at least {MIN_KEY_BYTES} bytes; make one with "
+                "python3 -c 'import secrets; print(secrets.token_urlsafe(48))'"
+            )
         return value
 
     @property

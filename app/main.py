@@ -100,6 +100,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = database is None
+        # Without a key every authenticated request would fail: refuse to start instead.
+        settings.signing_key()
         app.state.database = database or Database(create_engine(settings))
         # The in-process worker (webhook delivery, housekeeping); `serve --no-worker` and
         # SALESDESK_RUN_WORKER=false leave that to `salesdesk worker` processes.
