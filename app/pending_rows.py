@@ -6,25 +6,42 @@ post-fetched) was a tenth to a fifth of a write's CPU for rows no request reads 
 objects. ``add`` queues a row on the session; the rows are written in the transaction
 they belong to, with the same fate as an ORM object added at that moment:
 
-- by every flush, after its objects (``Session`` below), also when it has none; so before a
-  savepoint begins (SQLAlchemy flushes then), outside it;
 - before any statement the session executes, so a query in the same transaction sees them;
-- before a commit or a savepoint's release;
+- before a savepoint begins (``Session.begin_nested`` flushes, then writes), outside it;
+- before a commit or a savepoint's release, after its flush (whose audit entries they
+  include);
 
-and they are dropped when their transaction or savepoint rolls back. Statements run on the
-driver connection (``app.reads``) pass these hooks by: ``app.db.driver_connection`` writes
-the rows first.
+and they are dropped when their transaction or savepoint rolls back. A service's own
+``flush()`` leaves them queued: most writes flush, then record their event, and the rows
+of the whole request then go together at the commit. Statements run on the driver
+connection (``app.reads``) pass these hooks by: ``app.db.driver_connection`` writes the
+rows first.
+
+On PostgreSQL the rows of several tables go in one statement (each table's INSERT but the
+last in a ``WITH`` clause): a stage move queues its history entry, audit entry and event,
+written in one round trip instead of three (bench/README.md, the tenth pass). None of
+these tables refers to another, so the order between them is immaterial; within a table
+the rows keep their order (an outbox's sequence follows it).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Table, event, insert, orm
+from sqlalchemy import Dialect, Table, TextClause, bindparam, event, insert, orm, text
 from sqlalchemy.orm import ORMExecuteState, SessionTransaction
 
 _PENDING = "pending_rows"
+# What one batch holds: for each table, its row count and the columns its rows give.
+_Shape = tuple[tuple[Table, int, tuple[str, ...]], ...]
+# The statement of each shape met, built once (a request queues one to three rows a table,
+# so a process meets a few dozen shapes); the bound is a safeguard.
+_STATEMENTS: dict[_Shape, TextClause] = {}
+_MAX_STATEMENTS = 512
+# A batch with more values than this (a bulk change) goes one executemany a table instead:
+# PostgreSQL takes at most 32,767 parameters a statement, and such a statement's text is
+# not worth keeping.
+_MAX_VALUES = 1000
 
 
 def add(session: Any, table: Table, row: dict[str, Any]) -> None:
@@ -39,26 +56,82 @@ def pending(session: Any) -> bool:
 
 
 def write(session: orm.Session) -> None:
-    """Write what is queued, in the order the tables were first queued, then each table's
-    rows in the order they came (an outbox's sequence follows it)."""
+    """Write what is queued: each table's rows in the order they came (an outbox's sequence
+    follows it); on PostgreSQL, the tables of a small batch in one statement."""
     queued: dict[Table, list[dict[str, Any]]] | None = session.info.pop(_PENDING, None)
     if not queued:
         return
     connection = session.connection()
+    if len(queued) > 1 and connection.dialect.name == "postgresql":
+        shape = _shape(queued)
+        if shape is not None:
+            connection.execute(_statement(shape, connection.dialect), _parameters(queued))
+            return
     for table, rows in queued.items():
         connection.execute(insert(table), rows)
 
 
-class Session(orm.Session):
-    """The app's sessions (``app.db``). ``flush()`` writes the queued rows after the objects:
-    also when there are no objects to flush, where SQLAlchemy returns at once. Every flush
-    goes through here: a commit's, and the one SQLAlchemy makes before a savepoint begins
-    (so rows queued before the savepoint are written outside it)."""
+def _shape(queued: dict[Table, list[dict[str, Any]]]) -> _Shape | None:
+    """The batch's shape, or None when it is too large for one statement or a table's rows
+    do not all give the same columns."""
+    shape, values = [], 0
+    for table, rows in queued.items():
+        columns = tuple(rows[0])
+        values += len(rows) * len(columns)
+        if values > _MAX_VALUES or any(tuple(row) != columns for row in rows):
+            return None
+        shape.append((table, len(rows), columns))
+    return tuple(shape)
 
-    def flush(self, objects: Sequence[Any] | None = None) -> None:
-        super().flush(objects)
-        if self.info.get(_PENDING):
-            write(self)
+
+def _statement(shape: _Shape, dialect: Dialect) -> TextClause:
+    """``WITH pending_0 AS (INSERT …), … INSERT …``: every table's rows, one statement.
+
+    Written as text because SQLAlchemy compiles a multi-row ``insert().values()`` again at
+    every execution (it has no cache key), which cost more than the round trips saved; a
+    text statement is compiled once a shape. Its parameters carry the columns' types, so
+    values are bound as by an ``insert()``."""
+    known = _STATEMENTS.get(shape)
+    if known is not None:
+        return known
+    quote = dialect.identifier_preparer
+    inserts, parameters = [], []
+    for t, (table, count, columns) in enumerate(shape):
+        rows = ", ".join(
+            "(" + ", ".join(f":p{t}_{r}_{c}" for c in columns) + ")" for r in range(count)
+        )
+        names = ", ".join(quote.quote(c) for c in columns)
+        inserts.append(f"INSERT INTO {quote.format_table(table)} ({names}) VALUES {rows}")
+        parameters += [
+            bindparam(f"p{t}_{r}_{c}", type_=table.c[c].type) for r in range(count) for c in columns
+        ]
+    *first, last = inserts
+    ctes = ", ".join(f"pending_{t} AS ({sql})" for t, sql in enumerate(first))
+    statement = text(f"WITH {ctes} {last}").bindparams(*parameters)
+    if len(_STATEMENTS) >= _MAX_STATEMENTS:
+        _STATEMENTS.clear()
+    _STATEMENTS[shape] = statement
+    return statement
+
+
+def _parameters(queued: dict[Table, list[dict[str, Any]]]) -> dict[str, Any]:
+    return {
+        f"p{t}_{r}_{c}": value
+        for t, rows in enumerate(queued.values())
+        for r, row in enumerate(rows)
+        for c, value in row.items()
+    }
+
+
+class Session(orm.Session):
+    """The app's sessions (``app.db``)."""
+
+    def begin_nested(self) -> SessionTransaction:
+        # What is queued so far, and the audit entries of the flush SQLAlchemy makes before
+        # a savepoint, belong outside the savepoint: flush and write them first.
+        self.flush()
+        write(self)
+        return super().begin_nested()
 
 
 @event.listens_for(orm.Session, "do_orm_execute")
@@ -69,8 +142,9 @@ def _write_before_statement(state: ORMExecuteState) -> None:
 
 @event.listens_for(orm.Session, "before_commit")
 def _write_before_commit(session: orm.Session) -> None:
-    # A commit flushes only a session with objects to flush. Fired for a savepoint's
-    # release too.
+    # Fired for a savepoint's release too, before its flush: flush here, so that the audit
+    # entries that flush queues are written with the rest.
+    session.flush()
     write(session)
 
 

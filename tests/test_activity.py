@@ -11,11 +11,11 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import event, select, update
 from sqlalchemy.exc import IntegrityError
 
 from alembic import command
-from app import events
+from app import events, pending_rows
 from app.db import Database
 from app.migrations import alembic_config
 from app.models.contracts import ContractStatus
@@ -24,7 +24,7 @@ from app.models.platform import AuditEntry, Event
 from app.models.types import utcnow
 from app.services.activity import GAP_GRACE
 from tests.complaint_helpers import make_complaint
-from tests.conftest import TEST_DATABASE_URL
+from tests.conftest import IS_POSTGRES, TEST_DATABASE_URL
 from tests.contract_helpers import make_contract
 from tests.factories import Org, Person, make_org, problem
 
@@ -157,7 +157,9 @@ async def test_feed_never_passes_over_an_event_still_being_written(
     start = (await feed(client, org.director))["next_cursor"]
     async with database.session() as slow, slow.begin():
         events.record(slow, "test.slow", None, {"step": 1})
-        await slow.flush()
+        # Its row is written (its seq taken) and not committed, as between the write of a
+        # request's queued rows and its COMMIT, or once the request has run a query after.
+        await slow.run_sync(pending_rows.write)
         # A later request writes its event while the slow transaction is open. On PostgreSQL
         # it commits first (with the higher seq); on SQLite it waits for the write lock.
         later = asyncio.create_task(create_customer(client, org.east_rep1, "After Co"))
@@ -180,7 +182,7 @@ async def test_feed_moves_past_a_rolled_back_event(
     async with database.session() as session:
         await session.begin()
         events.record(session, "test.lost", None, {})
-        await session.flush()
+        await session.run_sync(pending_rows.write)  # its seq taken, then rolled back
         await session.rollback()
     after_id = await create_customer(client, org.east_rep1, "After Co")
     # Once older than the grace period, the hole the rollback left no longer holds back.
@@ -252,8 +254,8 @@ async def test_audit_records_who_did_what(client: httpx.AsyncClient, org: Org) -
 
 
 async def test_audit_entries_share_the_fate_of_their_flush(database: Database, org: Org) -> None:
-    """Entries are written inside the flush that made the change: a savepoint rolled back,
-    or one whose flush failed, takes its entries with it; the transaction's others stay."""
+    """Entries are queued by the flush that made the change: a savepoint rolled back, or one
+    whose flush failed, takes its entries with it; the transaction's others stay."""
     async with database.session() as session, session.begin():
         session.info["actor_id"] = org.director.id
         savepoint = await session.begin_nested()
@@ -310,6 +312,73 @@ async def test_events_share_the_fate_of_their_transaction(database: Database, or
         "test.after_last_flush",
     ]
     assert data["test.first"] == {"n": 1} and data["test.after_last_flush"] == {"n": 2}
+
+
+async def test_a_transactions_rows_go_together_at_its_commit(database: Database, org: Org) -> None:
+    """A service's flush leaves the audit entries it queued for the commit, where they go
+    with the events recorded after it: in one statement on PostgreSQL, one a table on
+    SQLite; each event in the order recorded."""
+    inserts: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if statement.lstrip().startswith(("INSERT", "WITH")):
+            inserts.append(statement)
+
+    engine = database.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        async with database.session() as session, session.begin():
+            session.info["actor_id"] = org.director.id
+            region = Region(name="West")
+            session.add(region)
+            await session.flush()
+            events.record(session, "test.first", region, {"n": 1})
+            events.record(session, "test.second", region, {"n": 2})
+            written_at_flush = list(inserts)
+            inserts.clear()
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    assert [s.split("(")[0].split()[-1] for s in written_at_flush] == ["regions"]
+    if IS_POSTGRES:
+        (statement,) = inserts
+        assert "INSERT INTO audit_log" in statement and "INSERT INTO events" in statement
+    else:
+        assert [s.split("(")[0].split()[-1] for s in inserts] == ["audit_log", "events"]
+    async with database.session(write=False) as session:
+        entry = await session.scalar(select(AuditEntry).where(AuditEntry.entity_id == region.id))
+        written = (
+            await session.execute(
+                select(Event.type, Event.data, Event.actor_id)
+                .where(Event.entity_id == region.id)
+                .order_by(Event.seq)
+            )
+        ).all()
+    assert entry is not None and (entry.action, entry.actor_id) == ("create", org.director.id)
+    assert entry.after is not None and entry.after["name"] == "West"
+    assert [tuple(row) for row in written] == [
+        ("test.first", {"n": 1}, org.director.id),
+        ("test.second", {"n": 2}, org.director.id),
+    ]
+
+
+async def test_a_bulk_change_writes_every_row_in_order(database: Database, org: Org) -> None:
+    """More values than one PostgreSQL statement can bind (32,767) still go in, in order."""
+    async with database.session() as session, session.begin():
+        session.info["actor_id"] = org.director.id
+        region = Region(name="Bulk")
+        session.add(region)
+        await session.flush()
+        for n in range(3300):  # ten columns an event
+            events.record(session, "test.bulk", None, {"n": n})
+    async with database.session(write=False) as session:
+        numbers = (
+            await session.scalars(
+                select(Event.data).where(Event.type == "test.bulk").order_by(Event.seq)
+            )
+        ).all()
+        entry = await session.scalar(select(AuditEntry).where(AuditEntry.entity_id == region.id))
+    assert [data["n"] for data in numbers] == list(range(3300))
+    assert entry is not None and entry.action == "create"
 
 
 async def test_audit_is_scoped_by_region(client: httpx.AsyncClient, org: Org) -> None:
