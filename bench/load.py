@@ -1,6 +1,6 @@
 """Load benchmark: the served app against a minimal Starlette + asyncpg app, on PostgreSQL.
 
-    python -m bench.load [--duration 12] [--connections 32] [--rounds 2] [--profile]
+    python -m bench.load [--duration 12] [--connections 32] [--rounds 2] [--profile] [--rate R]
 
 It builds its own database (``salesdesk_load``: the demo organisation plus 10,000 customers,
 50,000 follow-ups and 15,000 open opportunities), starts the app and ``bench/minimal_app.py``
@@ -8,7 +8,10 @@ with uvicorn (one worker each, same options), and drives them with wrk from a se
 process, alternating the two apps run by run. Routes, as the demo rep ``east.rep1`` (the
 summary as the East manager): read one customer, list 50 customers, create a follow-up,
 move an opportunity one stage, the performance summary. ``--profile`` adds one run per route
-under py-spy (not counted) and writes where the time went to ``var/bench/``.
+under py-spy (not counted) and writes where the time went to ``var/bench/``. ``--rate R``
+sends R requests a second instead of each connection's next as soon as its last is answered
+(an open loop, through ``bench/loadgen.py``): the latencies at a given load rather than at
+saturation.
 
 wrk comes from Debian; when it is missing the script installs it if it runs as root with
 apt-get, else it falls back to ``bench/loadgen.py`` (Python, slower: it says so).
@@ -293,7 +296,7 @@ def _drive(
         "BENCH_THREADS": str(args.threads),
     }
     url = f"http://127.0.0.1:{port}"
-    if wrk:
+    if wrk and not args.rate:
         command = [
             wrk,
             f"-t{args.threads}",
@@ -322,6 +325,7 @@ def _drive(
             str(args.threads),
             "--duration",
             str(args.duration),
+            *(["--rate", str(args.rate)] if args.rate else []),
         ]
     done = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, check=False)
     # When the generator stops, the server still finishes the requests it had in flight (up
@@ -409,7 +413,7 @@ def _profiled_run(
 # The run ------------------------------------------------------------------------------
 
 
-def _table(results: list[Result], routes: list[Route]) -> str:
+def _table(results: list[Result], routes: list[Route], fixed_rate: bool) -> str:
     by: dict[tuple[str, str], list[Result]] = collections.defaultdict(list)
     for r in results:
         by[(r.route, r.target)].append(r)
@@ -435,7 +439,7 @@ def _table(results: list[Result], routes: list[Route]) -> str:
             )
     app = by.get(("read_one", "salesdesk"))
     minimal = by.get(("read_one", "minimal"))
-    if app and minimal:
+    if app and minimal and not fixed_rate:  # at a fixed rate both serve the same
         ratio = (sum(r.rps for r in app) / len(app)) / (sum(r.rps for r in minimal) / len(minimal))
         rows.append(f"\nread one: salesdesk / minimal throughput = {ratio:.2f}× (goal ≥ 0.60×)")
         # Per round, the two apps ran one after the other: their CPU ratio is the steadier
@@ -462,11 +466,17 @@ def main() -> None:
     parser.add_argument("--database", default="salesdesk_load")
     parser.add_argument("--reuse", action="store_true", help="keep the database of a last run")
     parser.add_argument("--profile", action="store_true", help="one extra run each under py-spy")
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=None,
+        help="a fixed rate, requests a second (open loop, bench/loadgen.py); default: closed loop",
+    )
     args = parser.parse_args()
     routes = [r for r in ROUTES if r.key in args.routes.split(",")]
 
-    wrk = find_wrk()
-    if wrk is None:
+    wrk = None if args.rate else find_wrk()
+    if wrk is None and not args.rate:
         log(
             "wrk not found: using bench/loadgen.py (Python; lower ceilings, compare like with like)"
         )
@@ -544,14 +554,16 @@ def main() -> None:
         for process in servers.values():
             _stop(process)
 
-    generator = "wrk" if wrk else "bench/loadgen.py"
+    generator = "wrk" if wrk and not args.rate else "bench/loadgen.py"
+    if args.rate:
+        generator += f" at a fixed {args.rate:g} requests a second (open loop)"
     print()
     print(
         f"Load: {args.connections} connections, {args.threads} threads, {args.duration} s runs, "
         f"{generator}; {os.cpu_count()} CPUs; load average at the end "
         f"{Path('/proc/loadavg').read_text().split()[0]}"
     )
-    print(_table(results, routes))
+    print(_table(results, routes, fixed_rate=bool(args.rate)))
     (OUT / "load-results.json").write_text(
         json.dumps([r.__dict__ for r in results], indent=1, default=str)
     )

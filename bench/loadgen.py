@@ -8,7 +8,13 @@ each take the next line of their own share of the file in turn. Being Python it 
 CPU per request than wrk, which on a small machine leaves the server less: compare figures
 from one generator only.
 
-    python -m bench.loadgen --url http://127.0.0.1:8000 --requests FILE --token T
+``--rate R`` makes it an open loop instead, as wrk2 is: R requests a second in all, each
+connection sending on a fixed schedule (its share of R, the connections' schedules evenly
+staggered) whether or not its last answer came, and each latency is counted from the time
+the request was due, not from when it went out; a server that falls behind shows its
+backlog in the latencies (no coordinated omission). wrk has no such mode.
+
+    python -m bench.loadgen --url http://127.0.0.1:8000 --requests FILE --token T [--rate R]
 """
 
 from __future__ import annotations
@@ -71,14 +77,27 @@ async def _connection(
     port: int,
     share: Share,
     deadline: float,
+    schedule: tuple[float, float] | None,
     latencies: list[float],
     counts: dict[str, int],
 ) -> None:
+    """Closed loop without ``schedule``; with one, (first due time, interval) of a fixed rate."""
     reader, writer = await asyncio.open_connection(host, port)
+    due, interval = schedule if schedule else (0.0, 0.0)
     try:
-        while time.perf_counter() < deadline:
+        while True:
+            if schedule:
+                if due >= deadline:
+                    break
+                wait = due - time.perf_counter()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                began, due = due, due + interval
+            else:
+                began = time.perf_counter()
+                if began >= deadline:
+                    break
             request = share.next()
-            began = time.perf_counter()
             writer.write(request)
             head = await reader.readuntil(b"\r\n\r\n")
             status = int(head[9:12])
@@ -106,9 +125,16 @@ async def main(args: argparse.Namespace) -> None:
     began = time.perf_counter()
     deadline = began + args.duration
     shares = _shares(requests, args.threads)
+    interval = args.connections / args.rate if args.rate else 0.0
+
+    def schedule(i: int) -> tuple[float, float] | None:
+        return (began + interval * i / args.connections, interval) if args.rate else None
+
     await asyncio.gather(
         *(
-            _connection(host, port, shares[i % args.threads], deadline, latencies, counts)
+            _connection(
+                host, port, shares[i % args.threads], deadline, schedule(i), latencies, counts
+            )
             for i in range(args.connections)
         )
     )
@@ -148,6 +174,9 @@ if __name__ == "__main__":
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--duration", type=float, default=12.0)
+    parser.add_argument(
+        "--rate", type=float, default=None, help="requests a second in all (open loop)"
+    )
     arguments = parser.parse_args()
     try:
         from uvloop import run
