@@ -34,9 +34,10 @@ from sqlalchemy.orm import ORMExecuteState, SessionTransaction
 _PENDING = "pending_rows"
 # What one batch holds: for each table, its row count and the columns its rows give.
 _Shape = tuple[tuple[Table, int, tuple[str, ...]], ...]
-# The statement of each shape met, built once (a request queues one to three rows a table,
-# so a process meets a few dozen shapes); the bound is a safeguard.
-_STATEMENTS: dict[_Shape, TextClause] = {}
+# The statement of each shape met and its parameters' names in the order of the batch's
+# values, built once (a request queues one to three rows a table, so a process meets a few
+# dozen shapes); the bound is a safeguard.
+_STATEMENTS: dict[_Shape, tuple[TextClause, tuple[str, ...]]] = {}
 _MAX_STATEMENTS = 512
 # A batch with more values than this (a bulk change) goes one executemany a table instead:
 # PostgreSQL takes at most 32,767 parameters a statement, and such a statement's text is
@@ -65,7 +66,9 @@ def write(session: orm.Session) -> None:
     if len(queued) > 1 and connection.dialect.name == "postgresql":
         shape = _shape(queued)
         if shape is not None:
-            connection.execute(_statement(shape, connection.dialect), _parameters(queued))
+            statement, names = _statement(shape, connection.dialect)
+            values = (value for rows in queued.values() for row in rows for value in row.values())
+            connection.execute(statement, dict(zip(names, values, strict=True)))
             return
     for table, rows in queued.items():
         connection.execute(insert(table), rows)
@@ -84,8 +87,9 @@ def _shape(queued: dict[Table, list[dict[str, Any]]]) -> _Shape | None:
     return tuple(shape)
 
 
-def _statement(shape: _Shape, dialect: Dialect) -> TextClause:
-    """``WITH pending_0 AS (INSERT …), … INSERT …``: every table's rows, one statement.
+def _statement(shape: _Shape, dialect: Dialect) -> tuple[TextClause, tuple[str, ...]]:
+    """``WITH pending_0 AS (INSERT …), … INSERT …``: every table's rows, one statement, and
+    the names of its parameters, table by table, row by row, column by column.
 
     Written as text because SQLAlchemy compiles a multi-row ``insert().values()`` again at
     every execution (it has no cache key), which cost more than the round trips saved; a
@@ -97,30 +101,22 @@ def _statement(shape: _Shape, dialect: Dialect) -> TextClause:
     quote = dialect.identifier_preparer
     inserts, parameters = [], []
     for t, (table, count, columns) in enumerate(shape):
-        rows = ", ".join(
-            "(" + ", ".join(f":p{t}_{r}_{c}" for c in columns) + ")" for r in range(count)
-        )
+        rows = []
+        for r in range(count):
+            row = [bindparam(f"p{t}_{r}_{c}", type_=table.c[c].type) for c in columns]
+            rows.append("(" + ", ".join(f":{p.key}" for p in row) + ")")
+            parameters += row
         names = ", ".join(quote.quote(c) for c in columns)
-        inserts.append(f"INSERT INTO {quote.format_table(table)} ({names}) VALUES {rows}")
-        parameters += [
-            bindparam(f"p{t}_{r}_{c}", type_=table.c[c].type) for r in range(count) for c in columns
-        ]
+        inserts.append(
+            f"INSERT INTO {quote.format_table(table)} ({names}) VALUES {', '.join(rows)}"
+        )
     *first, last = inserts
     ctes = ", ".join(f"pending_{t} AS ({sql})" for t, sql in enumerate(first))
     statement = text(f"WITH {ctes} {last}").bindparams(*parameters)
     if len(_STATEMENTS) >= _MAX_STATEMENTS:
         _STATEMENTS.clear()
-    _STATEMENTS[shape] = statement
-    return statement
-
-
-def _parameters(queued: dict[Table, list[dict[str, Any]]]) -> dict[str, Any]:
-    return {
-        f"p{t}_{r}_{c}": value
-        for t, rows in enumerate(queued.values())
-        for r, row in enumerate(rows)
-        for c, value in row.items()
-    }
+    known = _STATEMENTS[shape] = (statement, tuple(p.key for p in parameters))
+    return known
 
 
 class Session(orm.Session):

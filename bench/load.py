@@ -296,7 +296,7 @@ def _drive(
         "BENCH_THREADS": str(args.threads),
     }
     url = f"http://127.0.0.1:{port}"
-    if wrk and not args.rate:
+    if wrk:
         command = [
             wrk,
             f"-t{args.threads}",
@@ -554,7 +554,7 @@ def main() -> None:
         for process in servers.values():
             _stop(process)
 
-    generator = "wrk" if wrk and not args.rate else "bench/loadgen.py"
+    generator = "wrk" if wrk else "bench/loadgen.py"
     if args.rate:
         generator += f" at a fixed {args.rate:g} requests a second (open loop)"
     print()

@@ -324,6 +324,9 @@ async def test_a_transactions_rows_go_together_at_its_commit(database: Database,
         if statement.lstrip().startswith(("INSERT", "WITH")):
             inserts.append(statement)
 
+    def tables(statements: list[str]) -> list[str]:
+        return [statement.split("(")[0].split()[-1] for statement in statements]
+
     engine = database.engine.sync_engine
     event.listen(engine, "before_cursor_execute", seen)
     try:
@@ -338,12 +341,12 @@ async def test_a_transactions_rows_go_together_at_its_commit(database: Database,
             inserts.clear()
     finally:
         event.remove(engine, "before_cursor_execute", seen)
-    assert [s.split("(")[0].split()[-1] for s in written_at_flush] == ["regions"]
+    assert tables(written_at_flush) == ["regions"]
     if IS_POSTGRES:
         (statement,) = inserts
         assert "INSERT INTO audit_log" in statement and "INSERT INTO events" in statement
     else:
-        assert [s.split("(")[0].split()[-1] for s in inserts] == ["audit_log", "events"]
+        assert tables(inserts) == ["audit_log", "events"]
     async with database.session(write=False) as session:
         entry = await session.scalar(select(AuditEntry).where(AuditEntry.entity_id == region.id))
         written = (
