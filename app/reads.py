@@ -18,9 +18,11 @@ counting statements, the benchmarks) adds itself to ``OBSERVERS``.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any, Protocol
 
 from sqlalchemy import Select
@@ -52,7 +54,6 @@ class _Compiled:
     binds: tuple[tuple[str, Processor], ...]
     # The columns that have a result processor, by position (often fewer than half).
     results: tuple[tuple[int, Callable[[Any], Any]], ...]
-    asyncpg: bool
     # The values bound in the statement itself, by name: sent unless the call gives its own.
     literals: Mapping[str, Any]
     # Set when the SQL depends on the lengths of IN lists: SQLAlchemy renders it, and fills
@@ -116,7 +117,6 @@ class Read:
             compiled.string,
             binds,
             results,
-            dialect.driver == "asyncpg",
             literals,
             compiled if late else None,
             lists,
@@ -125,9 +125,9 @@ class Read:
         self._compiled[dialect.name] = done
         return done
 
-    def _sql_and_args(
-        self, compiled: _Compiled, params: Mapping[str, Any]
-    ) -> tuple[str, list[Any]]:
+    def sql_and_args(self, dialect: Dialect, params: Mapping[str, Any]) -> tuple[str, list[Any]]:
+        """The SQL to send with these parameters, and its arguments (bind processors applied)."""
+        compiled = self._compiled.get(dialect.name) or self._compile(dialect)
         if compiled.expanding is not None:
             return _expanded(compiled, params)
         literals = compiled.literals
@@ -137,26 +137,11 @@ class Read:
             args.append(value if process is None else process(value))
         return compiled.sql, args
 
-    async def rows(
-        self, connection: DriverConnection, params: Mapping[str, Any]
+    def processed(
+        self, dialect: Dialect, records: Sequence[Sequence[Any]]
     ) -> list[tuple[Any, ...]]:
-        compiled = self._compiled.get(connection.dialect.name) or self._compile(connection.dialect)
-        sql, args = self._sql_and_args(compiled, params)
-        for observe in OBSERVERS:
-            observe(sql, args)
-        try:
-            if compiled.asyncpg:
-                records: Sequence[Sequence[Any]] = await connection.raw.fetch(sql, *args)
-            else:
-                cursor = await connection.raw.execute(sql, args)
-                records = await cursor.fetchall()
-                await cursor.close()
-        except Exception as exc:
-            if _is_operational(exc, connection):
-                connection.lost(exc)
-                raise OperationalError(sql, args, exc) from exc
-            raise
-        results = compiled.results
+        """The driver's records as rows, each column through its result processor."""
+        results = self._compiled[dialect.name].results
         if not results:
             return [tuple(record) for record in records]
         rows = []
@@ -167,11 +152,81 @@ class Read:
             rows.append(tuple(row))
         return rows
 
+    async def rows(
+        self, connection: DriverConnection, params: Mapping[str, Any]
+    ) -> list[tuple[Any, ...]]:
+        dialect = connection.dialect
+        sql, args = self.sql_and_args(dialect, params)
+        return self.processed(dialect, await _fetch(connection, sql, args))
+
     async def first(
         self, connection: DriverConnection, params: Mapping[str, Any]
     ) -> tuple[Any, ...] | None:
         found = await self.rows(connection, params)
         return found[0] if found else None
+
+
+async def _fetch(
+    connection: DriverConnection, sql: str, args: Sequence[Any]
+) -> Sequence[Sequence[Any]]:
+    for observe in OBSERVERS:
+        observe(sql, args)
+    try:
+        if connection.dialect.driver == "asyncpg":
+            return await connection.raw.fetch(sql, *args)  # type: ignore[no-any-return]
+        cursor = await connection.raw.execute(sql, args)
+        records: Sequence[Sequence[Any]] = await cursor.fetchall()
+        await cursor.close()
+        return records
+    except Exception as exc:
+        if _is_operational(exc, connection):
+            connection.lost(exc)
+            raise OperationalError(sql, args, exc) from exc
+        raise
+
+
+async def rows_together(
+    connection: DriverConnection, reads: Sequence[tuple[Read, Mapping[str, Any]]]
+) -> list[list[tuple[Any, ...]]]:
+    """The rows of each of several reads, in one round trip on PostgreSQL.
+
+    A report's figures are a handful of small aggregate statements, and each round trip cost
+    the app more CPU than PostgreSQL spent answering it (a turn of the event loop, the
+    protocol's messages, a wait): sent as one SELECT, each statement's rows come back as one
+    array of records (``ARRAY(SELECT ROW(r.*) FROM (<statement>) AS r)``), which asyncpg
+    decodes to tuples of the columns' own types. Each statement keeps its own arguments: its
+    ``$n`` are renumbered after the ones before it. SQLite, in process, runs them in turn.
+    """
+    dialect = connection.dialect
+    if dialect.driver != "asyncpg":
+        return [await read.rows(connection, params) for read, params in reads]
+    statements = []
+    args: list[Any] = []
+    for read, params in reads:
+        sql, read_args = read.sql_and_args(dialect, params)
+        statements.append(sql)
+        args.extend(read_args)
+    sql, arg_count = _together(tuple(statements))
+    if arg_count != len(args):
+        raise ValueError(f"The statements take {arg_count} arguments; {len(args)} were given.")
+    (record,) = await _fetch(connection, sql, args)
+    return [read.processed(dialect, record[i]) for i, (read, _) in enumerate(reads)]
+
+
+_PLACEHOLDER = re.compile(r"\$(\d+)")
+
+
+@lru_cache(maxsize=256)
+def _together(statements: tuple[str, ...]) -> tuple[str, int]:
+    """One SELECT of the statements' rows as arrays, and how many arguments it takes."""
+    columns = []
+    offset = 0
+    for i, sql in enumerate(statements):
+        numbers = [int(n) for n in _PLACEHOLDER.findall(sql)]
+        shifted = _PLACEHOLDER.sub(lambda m, at=offset: f"${int(m.group(1)) + at}", sql)
+        columns.append(f"ARRAY(SELECT ROW(r.*) FROM ({shifted}) AS r) AS rows_{i}")
+        offset += max(numbers, default=0)
+    return "SELECT " + ", ".join(columns), offset
 
 
 def _expanded(compiled: _Compiled, params: Mapping[str, Any]) -> tuple[str, list[Any]]:

@@ -195,6 +195,50 @@ async def test_a_read_with_an_in_list_and_literals_answers_as_the_session(
     assert isinstance(total, Decimal) and total == sum(amounts) and mean == total / 2
 
 
+async def test_reads_together_answer_as_each_read_alone(
+    database: Database, sent: list[str]
+) -> None:
+    """``reads.rows_together`` (a report's figures): each read's rows with the same values and
+    types as when it runs alone (money sums, counts, UUIDs, UTC timestamps, strings), also for
+    a read with no rows and for IN lists and values bound in the statement; on PostgreSQL in
+    one statement, whose arguments are each read's own."""
+    org = await make_org(database)
+    await make_contract(database, org.east_rep1, ContractStatus.SIGNED, list_price="1000.00")
+    await make_contract(database, org.east_rep2, ContractStatus.SIGNED, list_price="99.99")
+    large = case((Contract.amount > 500, 1), else_=0)
+    per_owner = reads.Read(
+        select(func.sum(Contract.amount), func.count(), func.sum(large), Contract.owner_id)
+        .where(Contract.owner_id.in_(bindparam("owners", expanding=True)))
+        .group_by(Contract.owner_id)
+    )
+    signed = reads.Read(
+        select(Contract.id, Contract.number, Contract.signed_at, Contract.status)
+        .where(Contract.owner_id == bindparam("owner"))
+        .order_by(Contract.number)
+    )
+    nothing = reads.Read(select(Contract.id).where(Contract.amount > bindparam("above")))
+    rep1, rep2 = org.east_rep1.id, org.east_rep2.id
+    batch = [
+        (per_owner, {"owners": [rep1, rep2]}),
+        (signed, {"owner": rep2}),
+        (nothing, {"above": Decimal("1000000")}),
+        (per_owner, {"owners": [rep2]}),
+        (signed, {"owner": rep1}),
+    ]
+    async with database.session(write=False) as session, session.begin():
+        connection = await driver_connection(session)
+        alone = [await read.rows(connection, params) for read, params in batch]
+        sent.clear()
+        together = await reads.rows_together(connection, batch)
+    assert [sorted(rows, key=str) for rows in together] == [sorted(rows, key=str) for rows in alone]
+    types = [[tuple(type(v) for v in row) for row in rows] for rows in together]
+    assert types == [[tuple(type(v) for v in row) for row in rows] for rows in alone]
+    assert [len(rows) for rows in together] == [2, 1, 0, 1, 1]
+    assert {row[-1]: row[1] for row in together[0]} == {rep1: 1, rep2: 1}
+    assert together[1][0][2] is not None and together[1][0][2].tzinfo is not None
+    assert len(sent) == (1 if IS_POSTGRES else len(batch))
+
+
 @postgres_only
 async def test_an_autocommit_read_that_cannot_connect_is_a_503(
     database: Database, rep_customer: tuple[Org, str]

@@ -7,16 +7,19 @@ from __future__ import annotations
 import asyncio
 import gc
 import uuid
+from decimal import Decimal
 
 import httpx
 import pytest
 from sqlalchemy import update
 
-from app import main, security
+from app import main, reads, security
 from app.db import Database
+from app.models.contracts import ContractStatus
 from app.models.performance import SettingsRecord
 from app.services import department
 from tests.conftest import IS_POSTGRES
+from tests.contract_helpers import make_contract
 from tests.factories import make_customer, make_org
 
 SETTINGS = "/api/v1/settings"
@@ -104,22 +107,30 @@ def test_remembered_tokens_keep_to_their_key_and_expiry(
     assert lifetime == 300
 
 
-@pytest.mark.skipif(not IS_POSTGRES, reason="PostgreSQL reads run without a transaction")
-async def test_customer_reads_run_without_begin_and_commit_on_postgres(
-    client: httpx.AsyncClient, database: Database, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def started(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """A "BEGIN" for every transaction asyncpg starts during the test (the test clears it
+    once its set-up is done)."""
     import asyncpg.transaction
 
-    org = await make_org(database)
-    customer = await make_customer(database, org.east_rep1)
-    started: list[str] = []
+    begun: list[str] = []
     start = asyncpg.transaction.Transaction.start
 
     async def counted(self: asyncpg.transaction.Transaction) -> None:
-        started.append("BEGIN")
+        begun.append("BEGIN")
         await start(self)
 
     monkeypatch.setattr(asyncpg.transaction.Transaction, "start", counted)
+    return begun
+
+
+@pytest.mark.skipif(not IS_POSTGRES, reason="PostgreSQL reads run without a transaction")
+async def test_customer_reads_run_without_begin_and_commit_on_postgres(
+    client: httpx.AsyncClient, database: Database, started: list[str]
+) -> None:
+    org = await make_org(database)
+    customer = await make_customer(database, org.east_rep1)
+    started.clear()
     headers = org.east_rep1.headers
     one = await client.get(f"/api/v1/customers/{customer.id}", headers=headers)
     page = await client.get("/api/v1/customers", params={"limit": 50}, headers=headers)
@@ -134,6 +145,39 @@ async def test_customer_reads_run_without_begin_and_commit_on_postgres(
     )
     assert changed.status_code == 200, changed.text
     assert started == ["BEGIN"]
+
+
+@pytest.mark.skipif(not IS_POSTGRES, reason="PostgreSQL reads run without a transaction")
+async def test_the_summary_and_leaderboard_send_their_figures_in_one_statement(
+    client: httpx.AsyncClient, database: Database, started: list[str]
+) -> None:
+    """Nine figure statements for a summary, six for a leaderboard: each one round trip on
+    PostgreSQL, with no BEGIN and COMMIT around it, and the figures as before."""
+    org = await make_org(database)
+    first = await make_contract(database, org.east_rep1, ContractStatus.SIGNED, list_price="1200")
+    second = await make_contract(database, org.east_rep2, ContractStatus.SIGNED, list_price="300")
+    started.clear()
+    sent: list[str] = []
+
+    def observe(sql: str, _args: object) -> None:
+        sent.append(sql)
+
+    reads.OBSERVERS.append(observe)
+    try:
+        headers = org.east_manager.headers
+        summary = await client.get("/api/v1/performance/summary", headers=headers)
+        board = await client.get("/api/v1/performance/leaderboard", headers=headers)
+    finally:
+        reads.OBSERVERS.remove(observe)
+    assert summary.status_code == 200, summary.text
+    assert board.status_code == 200, board.text
+    assert started == []
+    figures = [sql for sql in sent if "ARRAY(SELECT ROW(r.*)" in sql]
+    assert [sql.count("ARRAY(SELECT ROW(r.*)") for sql in figures] == [9, 6]
+    signed = summary.json()["metrics"]["signed_revenue"]["actual"]
+    assert Decimal(signed) == first.amount + second.amount
+    revenue = {item["scope_id"]: Decimal(item["signed_revenue"]) for item in board.json()["items"]}
+    assert revenue == {str(org.east_rep1.id): first.amount, str(org.east_rep2.id): second.amount}
 
 
 async def test_one_statement_per_role_serves_every_caller_of_it(

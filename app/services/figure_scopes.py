@@ -3,17 +3,19 @@ its periods and run (``services.figures`` builds the statements, one per kind of
 
 A figure is computed for a group of scopes of one kind at once: ``per_scope`` adds the
 ``GROUP BY`` the owner or the region and the group's ids as one bound list; ``in_periods``
-binds each period's bounds, so a statement is built once per shape and run with values.
+binds each period's bounds, so a statement is built once per shape and run with values. A
+report asks a ``Batch`` for all its figures, runs it once, and then reads each figure's value:
+the statements go to the database together (``app.reads.rows_together``).
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import cache
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy import ColumnElement, Select, and_, bindparam, or_, true
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -21,7 +23,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.db import driver_connection
 from app.models.performance import TargetScope
 from app.models.types import CENT
-from app.reads import Read
+from app.reads import Read, rows_together
+from app.services.sql import dialect_of
 
 Key = uuid.UUID | None
 """Which scope of a group a figure belongs to: a rep's or region's id, None for the company."""
@@ -129,14 +132,75 @@ def period_bounds() -> tuple[Any, Any]:
     return bindparam("start"), bindparam("end")
 
 
-async def rows_of(
-    session: AsyncSession, stmt: Select[Any], params: dict[str, Any]
-) -> list[tuple[Any, ...]]:
-    """The rows of a figure's statement (each built once, by the ``@cache`` builders of
-    ``services.figures``), run as a ``Read`` on the request's connection: a summary sends
-    eight of them, and through the session each cost about three times the driver's own work
-    (``bench/README.md``)."""
-    return await _read_of(stmt).rows(await driver_connection(session), params)
+T = TypeVar("T")
+U = TypeVar("U")
+
+
+class Later(Generic[T]):
+    """A figure's value, there once its batch has run (``value`` before then is an error);
+    worked out from the rows the first time it is asked for."""
+
+    __slots__ = ("_compute", "_known", "_value")
+
+    def __init__(self, compute: Callable[[], T]) -> None:
+        self._compute = compute
+        self._known = False
+
+    @property
+    def value(self) -> T:
+        if not self._known:
+            self._value = self._compute()
+            self._known = True
+        return self._value
+
+    def map(self, convert: Callable[[T], U]) -> Later[U]:
+        return Later(lambda: convert(self.value))
+
+
+Rows = list[tuple[Any, ...]]
+
+
+class Batch:
+    """The statements of a report's figures for one group of scopes, run together.
+
+    ``rows`` and ``grouped`` take a statement (built once, by the ``@cache`` builders of
+    ``services.figures``) and its parameters and answer a ``Later``; ``run`` sends them all in
+    one round trip on PostgreSQL, as ``Read``s on the request's connection (a summary's nine
+    statements, each a round trip, cost it more CPU than its SQL: ``bench/README.md``).
+    """
+
+    def __init__(self, session: AsyncSession, group: Group) -> None:
+        self.session = session
+        self.group = group
+        self.dialect = dialect_of(session)
+        self._reads: list[tuple[Read, dict[str, Any]]] = []
+        self._results: list[Rows] | None = None
+
+    def rows(self, stmt: Select[Any], params: dict[str, Any]) -> Later[Rows]:
+        if self._results is not None:
+            raise RuntimeError("This batch has already run.")
+        index = len(self._reads)
+        self._reads.append((_read_of(stmt), params))
+        return Later(lambda: self._rows(index))
+
+    def grouped(
+        self, stmt: Select[Any], params: dict[str, Any]
+    ) -> Later[dict[Key, tuple[Any, ...]]]:
+        """The aggregates of a ``per_scope`` statement per scope of the group (scopes without
+        rows are missing), or over all its rows under the key None for the company."""
+        company = self.group.kind == TargetScope.COMPANY
+        return self.rows(stmt, {**self.group.params, **params}).map(
+            lambda rows: _by_scope(rows, company)
+        )
+
+    async def run(self) -> None:
+        connection = await driver_connection(self.session)
+        self._results = await rows_together(connection, self._reads)
+
+    def _rows(self, index: int) -> Rows:
+        if self._results is None:
+            raise RuntimeError("A figure was read before its batch ran.")
+        return self._results[index]
 
 
 @cache
@@ -144,13 +208,8 @@ def _read_of(stmt: Select[Any]) -> Read:
     return Read(stmt)
 
 
-async def grouped(
-    session: AsyncSession, group: Group, stmt: Select[Any], params: dict[str, Any]
-) -> dict[Key, tuple[Any, ...]]:
-    """The aggregates of a ``per_scope`` statement per scope of ``group`` (scopes without rows
-    are missing), or over all its rows under the key None for the company."""
-    rows = await rows_of(session, stmt, {**group.params, **params})
-    if group.kind == TargetScope.COMPANY:
+def _by_scope(rows: Rows, company: bool) -> dict[Key, tuple[Any, ...]]:
+    if company:
         (row,) = rows
         return {None: row}
     return {row[-1]: row[:-1] for row in rows}

@@ -12,6 +12,9 @@ Each statement is built once per shape (the kind of scope, how many periods, the
 the scopes, the periods' bounds and the time as bound parameters, and executed with their
 values: building a dozen ``CASE`` expressions and their cache keys anew on every request was
 most of a summary's CPU (bench/README.md). The SQL sent is the same as when built with values.
+
+Each figure function adds its statements to a report's ``Batch`` and answers a ``Later``: the
+report runs the batch (one round trip on PostgreSQL) and then reads the values.
 """
 
 from __future__ import annotations
@@ -22,7 +25,6 @@ from functools import cache
 from typing import Any
 
 from sqlalchemy import Select, and_, bindparam, case, func, select
-from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from app.models.complaints import Complaint, ComplaintStatus
@@ -35,18 +37,17 @@ from app.periods import Period
 from app.services.complaint_sla import breached_clause
 from app.services.figure_scopes import (
     SCOPE_IDS,
-    Group,
+    Batch,
     Key,
-    grouped,
+    Later,
     in_periods,
     money,
     per_scope,
     period_bounds,
     period_params,
-    rows_of,
     within,
 )
-from app.services.sql import days_between_sql, dialect_of
+from app.services.sql import days_between_sql
 
 NOT_SIGNED_REVENUE = (ContractStatus.CANCELLED, ContractStatus.TERMINATED)
 
@@ -77,41 +78,35 @@ def _contract_statement(kind: TargetScope, periods: int, count_new_customers: bo
     return per_scope(kind, select(*columns).where(in_any), Contract.owner_id, Contract.region_id)
 
 
-async def contract_actuals(
-    session: AsyncSession,
-    group: Group,
+def contract_actuals(
+    batch: Batch,
     periods: Sequence[Period],
     zone: str,
     *,
     count_new_customers: bool = True,
-) -> tuple[Actuals, Actuals]:
+) -> Later[tuple[Actuals, Actuals]]:
     """Signed revenue and new customers, from one pass over the contracts signed in the periods.
 
     Signed revenue: contracts by signing date, not cancelled or terminated. New customers:
     customers whose first signed contract that was not cancelled was signed in the period,
     counted where the contracts signed at that first instant belong (the index on customer and
     signing time finds each customer's first in a step)."""
-    stmt = _contract_statement(group.kind, len(periods), count_new_customers)
+    stmt = _contract_statement(batch.group.kind, len(periods), count_new_customers)
     bounds = [p.utc_bounds(zone) for p in periods]
-    rows = await grouped(session, group, stmt, period_params(bounds))
     n = len(periods)
-    return (
-        {key: [money(v) for v in values[:n]] for key, values in rows.items()},
-        {key: [Decimal(v or 0) for v in values[n:]] for key, values in rows.items()},
-    )
+
+    def actuals(rows: dict[Key, tuple[Any, ...]]) -> tuple[Actuals, Actuals]:
+        return (
+            {key: [money(v) for v in values[:n]] for key, values in rows.items()},
+            {key: [Decimal(v or 0) for v in values[n:]] for key, values in rows.items()},
+        )
+
+    return batch.grouped(stmt, period_params(bounds)).map(actuals)
 
 
-async def signed_revenue(
-    session: AsyncSession, group: Group, periods: Sequence[Period], zone: str
-) -> Actuals:
-    revenue, _ = await contract_actuals(session, group, periods, zone, count_new_customers=False)
-    return revenue
-
-
-async def new_customers(
-    session: AsyncSession, group: Group, periods: Sequence[Period], zone: str
-) -> Actuals:
-    return (await contract_actuals(session, group, periods, zone))[1]
+def signed_revenue(batch: Batch, periods: Sequence[Period], zone: str) -> Later[Actuals]:
+    contracts = contract_actuals(batch, periods, zone, count_new_customers=False)
+    return contracts.map(lambda actuals: actuals[0])
 
 
 @cache
@@ -121,14 +116,13 @@ def _payment_statement(kind: TargetScope, periods: int) -> Select[Any]:
     return per_scope(kind, stmt, Payment.owner_id, Payment.region_id)
 
 
-async def collected_payments(
-    session: AsyncSession, group: Group, periods: Sequence[Period], zone: str
-) -> Actuals:
-    """Payments by receipt date (a local date already: ``zone`` is not needed)."""
-    stmt = _payment_statement(group.kind, len(periods))
+def collected_payments(batch: Batch, periods: Sequence[Period]) -> Later[Actuals]:
+    """Payments by receipt date (a local date already: no time zone)."""
+    stmt = _payment_statement(batch.group.kind, len(periods))
     params = period_params([(p.start, p.end) for p in periods])
-    rows = await grouped(session, group, stmt, params)
-    return {key: [money(v) for v in values] for key, values in rows.items()}
+    return batch.grouped(stmt, params).map(
+        lambda rows: {key: [money(v) for v in values] for key, values in rows.items()}
+    )
 
 
 @cache
@@ -141,13 +135,12 @@ def _target_statement(kind: TargetScope) -> Select[Any]:
     return stmt.where(Target.scope_id.in_(bindparam(SCOPE_IDS, expanding=True)))
 
 
-async def targets(
-    session: AsyncSession, group: Group, period: Period
-) -> dict[tuple[Key, Metric], Decimal]:
-    stmt = _target_statement(group.kind)
-    params = {**group.params, "period": period.label}
-    rows = await rows_of(session, stmt, params)
-    return {(scope_id, Metric(metric)): money(value) for scope_id, metric, value in rows}
+def targets(batch: Batch, period: Period) -> Later[dict[tuple[Key, Metric], Decimal]]:
+    stmt = _target_statement(batch.group.kind)
+    params = {**batch.group.params, "period": period.label}
+    return batch.rows(stmt, params).map(
+        lambda rows: {(scope_id, Metric(metric)): money(value) for scope_id, metric, value in rows}
+    )
 
 
 def _probability() -> Any:
@@ -171,15 +164,15 @@ def _pipeline_statement(kind: TargetScope) -> Select[Any]:
     return per_scope(kind, stmt, Opportunity.owner_id, Opportunity.region_id)
 
 
-async def _pipeline(
-    session: AsyncSession, group: Group, period: Period
-) -> dict[Key, tuple[Decimal, Decimal]]:
-    stmt = _pipeline_statement(group.kind)
-    rows = await grouped(session, group, stmt, {"start": period.start, "end": period.end})
-    return {
-        key: (money(amount), money(Decimal(str(weighted or 0)) / 100))
-        for key, (amount, weighted) in rows.items()
-    }
+def pipeline(batch: Batch, period: Period) -> Later[dict[Key, tuple[Decimal, Decimal]]]:
+    """The value of the open opportunities expected to close in the period, and weighted."""
+    stmt = _pipeline_statement(batch.group.kind)
+    return batch.grouped(stmt, {"start": period.start, "end": period.end}).map(
+        lambda rows: {
+            key: (money(amount), money(Decimal(str(weighted or 0)) / 100))
+            for key, (amount, weighted) in rows.items()
+        }
+    )
 
 
 @cache
@@ -202,13 +195,18 @@ def _won_lost_statement(kind: TargetScope, dialect: str) -> Select[Any]:
     return per_scope(kind, stmt, Opportunity.owner_id, Opportunity.region_id)
 
 
-async def won_lost(
-    session: AsyncSession, group: Group, period: Period, zone: str
-) -> dict[Key, tuple[int, int, float | None]]:
+def won_lost(
+    batch: Batch, period: Period, zone: str
+) -> Later[dict[Key, tuple[int, int, float | None]]]:
     """Opportunities won and lost in the period, and the mean days from creation to a win."""
     start, end = period.utc_bounds(zone)
-    stmt = _won_lost_statement(group.kind, dialect_of(session))
-    rows = await grouped(session, group, stmt, {"start": start, "end": end})
+    stmt = _won_lost_statement(batch.group.kind, batch.dialect)
+    return batch.grouped(stmt, {"start": start, "end": end}).map(_won_lost_figures)
+
+
+def _won_lost_figures(
+    rows: dict[Key, tuple[Any, ...]],
+) -> dict[Key, tuple[int, int, float | None]]:
     figures = {}
     for key, (won_count, closed, days) in rows.items():
         won = int(won_count or 0)
@@ -242,15 +240,20 @@ def _satisfaction_statements(kind: TargetScope) -> tuple[Select[Any], Select[Any
     )
 
 
-async def satisfaction(
-    session: AsyncSession, group: Group, period: Period, zone: str
-) -> dict[Key, float | None]:
+def satisfaction(batch: Batch, period: Period, zone: str) -> Later[dict[Key, float | None]]:
     """The mean score of return visits (scoped by their customer) and closed complaints in the
     period."""
     start, end = period.utc_bounds(zone)
+    params = {"start": start, "end": end}
+    visits, complaints = (
+        batch.grouped(stmt, params) for stmt in _satisfaction_statements(batch.group.kind)
+    )
+    return Later(lambda: _mean_scores(visits.value, complaints.value))
+
+
+def _mean_scores(*sums_and_counts: dict[Key, tuple[Any, ...]]) -> dict[Key, float | None]:
     totals: dict[Key, list[int]] = {}
-    for stmt in _satisfaction_statements(group.kind):
-        rows = await grouped(session, group, stmt, {"start": start, "end": end})
+    for rows in sums_and_counts:
         for key, (score, count) in rows.items():
             total = totals.setdefault(key, [0, 0])
             total[0] += int(score or 0)
@@ -266,13 +269,13 @@ def _complaint_statement(kind: TargetScope) -> Select[Any]:
     return per_scope(kind, stmt, Complaint.owner_id, Complaint.region_id)
 
 
-async def _complaints(
-    session: AsyncSession, group: Group, period: Period, zone: str
-) -> dict[Key, tuple[int, int]]:
+def complaints(batch: Batch, period: Period, zone: str) -> Later[dict[Key, tuple[int, int]]]:
+    """Complaints received in the period, and how many of them are past an SLA deadline."""
     start, end = period.utc_bounds(zone)
     params = {"start": start, "end": end, "now": utcnow()}
-    rows = await grouped(session, group, _complaint_statement(group.kind), params)
-    return {key: (int(count or 0), int(late or 0)) for key, (count, late) in rows.items()}
+    return batch.grouped(_complaint_statement(batch.group.kind), params).map(
+        lambda rows: {key: (int(count or 0), int(late or 0)) for key, (count, late) in rows.items()}
+    )
 
 
 @cache
@@ -281,11 +284,12 @@ def _market_size_statement(kind: TargetScope) -> Select[Any]:
     return per_scope(kind, stmt, None, MarketSize.region_id)
 
 
-async def market_sizes(session: AsyncSession, group: Group, period: Period) -> dict[Key, Any]:
+def market_sizes(batch: Batch, period: Period) -> Later[dict[Key, Any]]:
     """The market size of each region (of the company: their sum) in the period; reps have
     none."""
-    if group.kind == TargetScope.REP:
-        return {}
-    stmt = _market_size_statement(group.kind)
-    rows = await grouped(session, group, stmt, {"period": period.label})
-    return {key: size for key, (size,) in rows.items()}
+    if batch.group.kind == TargetScope.REP:
+        return Later(dict)
+    stmt = _market_size_statement(batch.group.kind)
+    return batch.grouped(stmt, {"period": period.label}).map(
+        lambda rows: {key: size for key, (size,) in rows.items()}
+    )

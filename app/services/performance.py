@@ -3,7 +3,10 @@ growth and the KPI score, from the figures of ``app.services.figures``; and whos
 caller may read.
 
 A summary is a group of one scope; the leaderboard asks for only the figures it shows, for
-all its scopes at once.
+all its scopes at once. Either sends its figures' statements in one batch, and sets nothing for
+its transaction (unlike the funnel's ``for_reports``): they sort nothing that needs more
+``work_mem``, and JIT is already off on the app's connections. Their routes therefore run
+without BEGIN and COMMIT on PostgreSQL (``app.db.autocommit_reads``).
 """
 
 from __future__ import annotations
@@ -22,20 +25,8 @@ from app.models.performance import Metric, TargetScope
 from app.models.types import Money
 from app.periods import Period
 from app.permissions import Actor
-from app.services import department
-from app.services.figure_scopes import Group, Key, Scope, growth, money, ratio
-from app.services.figures import (
-    _complaints,
-    _pipeline,
-    collected_payments,
-    contract_actuals,
-    market_sizes,
-    satisfaction,
-    signed_revenue,
-    targets,
-    won_lost,
-)
-from app.services.sql import for_reports
+from app.services import department, figures
+from app.services.figure_scopes import Batch, Group, Key, Scope, growth, money, ratio
 
 
 class MetricFigures(BaseModel):
@@ -115,30 +106,36 @@ def _share_and_score(
 
 
 async def summaries(session: AsyncSession, group: Group, period: Period) -> dict[Key, Summary]:
-    await for_reports(session)
     settings = await department.load(session)
     zone = settings.business_hours.time_zone
     periods = (period, period.previous(), period.year_before())
-    revenue, customers = await contract_actuals(session, group, periods, zone)
+    batch = Batch(session, group)
+    contracts = figures.contract_actuals(batch, periods, zone)
+    collected = figures.collected_payments(batch, periods)
+    goals = figures.targets(batch, period)
+    closed = figures.won_lost(batch, period, zone)
+    pipeline = figures.pipeline(batch, period)
+    scores = figures.satisfaction(batch, period, zone)
+    complaints = figures.complaints(batch, period, zone)
+    sizes = figures.market_sizes(batch, period)
+    await batch.run()
+    revenue, customers = contracts.value
     actuals = {
         Metric.SIGNED_REVENUE: revenue,
-        Metric.COLLECTED_PAYMENTS: await collected_payments(session, group, periods, zone),
+        Metric.COLLECTED_PAYMENTS: collected.value,
         Metric.NEW_CUSTOMERS: customers,
     }
-    goals = await targets(session, group, period)
-    closed = await won_lost(session, group, period, zone)
-    pipeline = await _pipeline(session, group, period)
-    scores = await satisfaction(session, group, period, zone)
-    complaints = await _complaints(session, group, period, zone)
-    sizes = await market_sizes(session, group, period)
     result = {}
     for key in group.keys:
-        metrics = {m: _metric_figures(actuals[m].get(key), goals.get((key, m))) for m in Metric}
-        won, lost, cycle = closed.get(key, (0, 0, None))
-        value, weighted = pipeline.get(key, (money(0), money(0)))
-        received, breaches = complaints.get(key, (0, 0))
+        metrics = {
+            m: _metric_figures(actuals[m].get(key), goals.value.get((key, m))) for m in Metric
+        }
+        won, lost, cycle = closed.value.get(key, (0, 0, None))
+        value, weighted = pipeline.value.get(key, (money(0), money(0)))
+        received, breaches = complaints.value.get(key, (0, 0))
+        satisfaction = scores.value.get(key)
         share, score = _share_and_score(
-            settings, metrics[Metric.SIGNED_REVENUE], sizes.get(key), scores.get(key)
+            settings, metrics[Metric.SIGNED_REVENUE], sizes.value.get(key), satisfaction
         )
         result[key] = Summary(
             period=period.label,
@@ -151,7 +148,7 @@ async def summaries(session: AsyncSession, group: Group, period: Period) -> dict
             avg_sales_cycle_days=cycle,
             pipeline_value=value,
             weighted_pipeline=weighted,
-            avg_satisfaction=scores.get(key),
+            avg_satisfaction=satisfaction,
             complaints_received=received,
             sla_breaches=breaches,
             market_share=share,
@@ -180,27 +177,31 @@ async def standings(session: AsyncSession, group: Group, period: Period) -> dict
     the queries they need."""
     if not group.keys:
         return {}
-    await for_reports(session)
     settings = await department.load(session)
     zone = settings.business_hours.time_zone
-    revenue = await signed_revenue(session, group, (period, period.previous()), zone)
-    collected = await collected_payments(session, group, (period,), zone)
-    goals = await targets(session, group, period)
-    closed = await won_lost(session, group, period, zone)
-    scores = await satisfaction(session, group, period, zone)
-    sizes = await market_sizes(session, group, period)
+    batch = Batch(session, group)
+    revenue = figures.signed_revenue(batch, (period, period.previous()), zone)
+    collected = figures.collected_payments(batch, (period,))
+    goals = figures.targets(batch, period)
+    closed = figures.won_lost(batch, period, zone)
+    scores = figures.satisfaction(batch, period, zone)
+    sizes = figures.market_sizes(batch, period)
+    await batch.run()
     result = {}
     for key in group.keys:
         # The year before is not part of the score: any base will do.
-        now, previous = revenue.get(key, [money(0)] * 2)
-        figures = _metric_figures([now, previous, now], goals.get((key, Metric.SIGNED_REVENUE)))
-        _, score = _share_and_score(settings, figures, sizes.get(key), scores.get(key))
-        won, lost, _ = closed.get(key, (0, 0, None))
+        now, previous = revenue.value.get(key, [money(0)] * 2)
+        target = goals.value.get((key, Metric.SIGNED_REVENUE))
+        revenue_of_key = _metric_figures([now, previous, now], target)
+        _, score = _share_and_score(
+            settings, revenue_of_key, sizes.value.get(key), scores.value.get(key)
+        )
+        won, lost, _ = closed.value.get(key, (0, 0, None))
         result[key] = Standing(
             kpi_score=score,
             signed_revenue=now,
-            revenue_attainment=figures.attainment,
-            collected_payments=collected.get(key, [money(0)])[0],
+            revenue_attainment=revenue_of_key.attainment,
+            collected_payments=collected.value.get(key, [money(0)])[0],
             win_rate=ratio(won, won + lost),
         )
     return result

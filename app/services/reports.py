@@ -11,14 +11,14 @@ from sqlalchemy import Float, and_, case, cast, func, literal, null, select, uni
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models.people import Region, Role, User
-from app.models.performance import Metric, Target, TargetScope
+from app.models.performance import Metric, TargetScope
 from app.models.pipeline import FUNNEL_STAGES, OPEN_STAGES, Opportunity, Stage
 from app.models.platform import StateChange
 from app.models.types import CENT, Money
 from app.periods import Period
-from app.services import department
-from app.services.figure_scopes import Group, Scope, money, ratio, within
-from app.services.figures import _probability, collected_payments
+from app.services import department, figures
+from app.services.figure_scopes import Batch, Group, Scope, money, ratio, within
+from app.services.figures import _probability
 from app.services.performance import standings
 from app.services.sql import days_between, for_reports, month_of
 
@@ -334,27 +334,14 @@ async def commissions(
     if rep_id is not None:
         reps = reps.where(User.id == rep_id)
     rep_rows = (await session.execute(reps.order_by(User.full_name))).all()
-    collected = await collected_payments(
-        session,
-        Group(TargetScope.REP, tuple(rep for rep, _, _ in rep_rows)),
-        (period,),
-        settings.business_hours.time_zone,
-    )
-    targets = dict(
-        (
-            await session.execute(
-                select(Target.scope_id, Target.value).where(
-                    Target.period == period.label,
-                    Target.scope == TargetScope.REP,
-                    Target.metric == Metric.COLLECTED_PAYMENTS,
-                )
-            )
-        ).all()
-    )
+    batch = Batch(session, Group(TargetScope.REP, tuple(rep for rep, _, _ in rep_rows)))
+    collected = figures.collected_payments(batch, (period,))
+    targets = figures.targets(batch, period)
+    await batch.run()
     items = []
     for rep, name, rep_region in rep_rows:
-        amount = collected.get(rep, [money(0)])[0]
-        target = money(targets[rep]) if rep in targets else None
+        amount = collected.value.get(rep, [money(0)])[0]
+        target = targets.value.get((rep, Metric.COLLECTED_PAYMENTS))
         tiers = commission_tiers(settings.commission, amount, target)
         items.append(
             RepCommission(
