@@ -217,9 +217,8 @@ def autocommit_reads(endpoint: Endpoint) -> Endpoint:
     which on a short read were a sixth of its CPU. At PostgreSQL's READ COMMITTED (the
     app's level) every statement reads its own snapshot inside a transaction too, so a
     route that only runs SELECTs sees the same data either way. Only for routes that write
-    nothing, lock nothing (FOR UPDATE) and set nothing per transaction (``SET LOCAL``, as
-    the funnel, forecast and commissions do: ``services.sql.for_reports``); SQLite keeps
-    its transaction, whose snapshot does span the request.
+    nothing, lock nothing (FOR UPDATE) and set nothing per transaction (``SET LOCAL``, as the
+    reports do); SQLite keeps its transaction, whose snapshot does span the request.
     """
     _AUTOCOMMIT_ENDPOINTS.add(endpoint)
     return endpoint

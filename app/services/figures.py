@@ -47,7 +47,7 @@ from app.services.figure_scopes import (
     period_params,
     within,
 )
-from app.services.sql import days_between_sql
+from app.services.sql import constant_in, days_between_sql
 
 NOT_SIGNED_REVENUE = (ContractStatus.CANCELLED, ContractStatus.TERMINATED)
 
@@ -157,7 +157,7 @@ def _pipeline_statement(kind: TargetScope) -> Select[Any]:
         func.sum(Opportunity.amount), func.sum(Opportunity.amount * _probability())
     ).where(
         Opportunity.deleted_at.is_(None),
-        Opportunity.stage.in_(OPEN_STAGES),
+        constant_in(Opportunity.stage, OPEN_STAGES),
         Opportunity.expected_close_date >= start,
         Opportunity.expected_close_date < end,
     )

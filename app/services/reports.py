@@ -20,7 +20,7 @@ from app.services import department, figures
 from app.services.figure_scopes import Batch, Group, Scope, money, ratio, within
 from app.services.figures import _probability
 from app.services.performance import standings
-from app.services.sql import days_between, for_reports, month_of
+from app.services.sql import constant_in, days_between, for_reports, month_of
 
 
 class LeaderboardEntry(BaseModel):
@@ -112,7 +112,7 @@ async def funnel(session: AsyncSession, scope: Scope, period: Period) -> Funnel:
             for stage, count, amount in (
                 await session.execute(
                     select(Opportunity.stage, func.count(), func.sum(Opportunity.amount))
-                    .where(live, Opportunity.stage.in_(OPEN_STAGES))
+                    .where(live, constant_in(Opportunity.stage, OPEN_STAGES))
                     .group_by(Opportunity.stage)
                 )
             ).all()
@@ -258,7 +258,7 @@ async def forecast(session: AsyncSession, scope: Scope) -> Forecast:
             .where(
                 scope.clause(Opportunity.owner_id, Opportunity.region_id),
                 Opportunity.deleted_at.is_(None),
-                Opportunity.stage.in_(OPEN_STAGES),
+                constant_in(Opportunity.stage, OPEN_STAGES),
             )
             .group_by(month)
             .order_by(month)

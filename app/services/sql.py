@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, any_, func, text
+from sqlalchemy import ColumnElement, Select, any_, func, literal_column, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 
@@ -44,8 +45,22 @@ def among(session: AsyncSession, column: Any, values: Select[Any]) -> ColumnElem
     return column == any_(func.array(values.scalar_subquery()))
 
 
+def constant_in(column: Any, values: Iterable[str]) -> ColumnElement[bool]:
+    """``column IN ('a', 'b', …)`` with the values written into the SQL, not bound.
+
+    A partial index (``WHERE stage IN ('lead', …)``, the open pipeline's) serves a query only
+    where the planner can prove that the query's condition implies the index's, and that
+    takes constants. With bound values a prepared statement's generic plan, which PostgreSQL
+    may switch to after five executions, cannot use the index: at two million opportunities
+    the pipeline figure took 211 ms that way instead of 3 (bench/README.md, eleventh pass).
+    Only for the code's own constants (enum values), never for input.
+    """
+    return column.in_([literal_column("'" + value.replace("'", "''") + "'") for value in values])
+
+
 REPORT_SETTINGS = text(
-    "SELECT set_config('jit', 'off', true), set_config('work_mem', '32MB', true)"
+    "SELECT set_config('jit', 'off', true), set_config('work_mem', '32MB', true),"
+    " set_config('plan_cache_mode', 'force_custom_plan', true)"
 )
 
 
@@ -55,8 +70,12 @@ async def for_reports(session: AsyncSession) -> None:
     No JIT: the planner's guesses for the correlated look-ups push a query of a few dozen
     milliseconds past ``jit_above_cost``, and compiling it then costs as much as running it.
     More ``work_mem``: the funnel's sorts and hashes of a region's quarter (a few MB) stay in
-    memory instead of spilling to temporary files. Both end with the transaction, and are
-    set in one round trip.
+    memory instead of spilling to temporary files. Plans made for the values at hand: a
+    report's statements are prepared once per connection, and after five executions
+    PostgreSQL may switch to a generic plan, made without the period's and the scope's
+    values, when its estimate looks no worse; at scale the summary's then took 140 ms and
+    more instead of 120 (bench/README.md, eleventh pass). All three end with the
+    transaction, and are set in one round trip.
     """
     if dialect_of(session) == "postgresql":
         await session.execute(REPORT_SETTINGS)
