@@ -154,10 +154,18 @@ def create_engine(settings: Settings, url: str | None = None) -> AsyncEngine:
         # The hook SQLAlchemy's asyncpg adapter calls to open a connection (what its public
         # async_creator uses); unlike async_creator it still gets the URL's arguments.
         connect_args["async_creator_fn"] = _connect_asyncpg
+        # Every statement planned for its own values. asyncpg prepares each statement once a
+        # connection, and after five executions PostgreSQL may switch to a generic plan, made
+        # without the values, when its estimate looks no worse: a report's figures for a
+        # region's quarter then took 140 ms instead of 120 at scale (350 before the open
+        # stages were constants), while planning the API's short statements anew measured
+        # within the load benchmark's noise (bench/README.md, eleventh pass).
+        server_settings = {"plan_cache_mode": "force_custom_plan"}
         if not settings.db_jit:
             # JIT compiles plans the planner costs high; for an API's short queries that is
             # tens of milliseconds of compiling to save a few (see bench/README.md).
-            connect_args["server_settings"] = {"jit": "off"}
+            server_settings["jit"] = "off"
+        connect_args["server_settings"] = server_settings
     engine = create_async_engine(
         url,
         poolclass=FairAsyncQueuePool,
@@ -217,8 +225,9 @@ def autocommit_reads(endpoint: Endpoint) -> Endpoint:
     which on a short read were a sixth of its CPU. At PostgreSQL's READ COMMITTED (the
     app's level) every statement reads its own snapshot inside a transaction too, so a
     route that only runs SELECTs sees the same data either way. Only for routes that write
-    nothing, lock nothing (FOR UPDATE) and set nothing per transaction (``SET LOCAL``, as the
-    reports do); SQLite keeps its transaction, whose snapshot does span the request.
+    nothing, lock nothing (FOR UPDATE) and set nothing per transaction (``SET LOCAL``, as
+    the funnel, forecast and commissions do: ``services.sql.for_reports``); SQLite keeps
+    its transaction, whose snapshot does span the request.
     """
     _AUTOCOMMIT_ENDPOINTS.add(endpoint)
     return endpoint

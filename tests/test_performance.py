@@ -462,10 +462,10 @@ async def test_scope_of_the_reports(client: httpx.AsyncClient, database: Databas
 
 
 @pytest.mark.skipif(not IS_POSTGRES, reason="PostgreSQL's planner settings")
-async def test_a_reports_transaction_plans_for_its_values_without_jit(database: Database) -> None:
-    """``for_reports``: no JIT, more work_mem and a plan for each execution's values, for the
-    transaction only."""
-    names = ("jit", "work_mem", "plan_cache_mode")
+async def test_reports_plan_for_their_values_without_jit(database: Database) -> None:
+    """The app's connections plan every statement for its values and without JIT;
+    ``for_reports`` adds work_mem for its transaction only."""
+    names = ("plan_cache_mode", "jit", "work_mem")
 
     async def current(session: AsyncSession) -> list[str]:
         return [(await session.execute(text(f"SHOW {name}"))).scalar_one() for name in names]
@@ -473,8 +473,9 @@ async def test_a_reports_transaction_plans_for_its_values_without_jit(database: 
     async with database.session(write=False) as session:
         async with session.begin():
             before = await current(session)
+            assert before[:2] == ["force_custom_plan", "off"] and before[2] != "32MB"
             await for_reports(session)
-            assert await current(session) == ["off", "32MB", "force_custom_plan"]
+            assert await current(session) == ["force_custom_plan", "off", "32MB"]
         async with session.begin():
             assert await current(session) == before
 

@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, Query
 
+from app.db import autocommit_reads
 from app.deps import SessionDep, require
 from app.errors import Forbidden, NotFound, ValidationFailed
 from app.models.performance import TargetScope
@@ -33,6 +34,7 @@ async def _period(session: SessionDep, label: str | None) -> Period:
 
 
 @router.get("/summary", summary="Actuals, targets, attainment, growth and the KPI score")
+@autocommit_reads
 async def performance_summary(
     session: SessionDep,
     actor: Reader,
@@ -45,6 +47,7 @@ async def performance_summary(
 
 
 @router.get("/leaderboard", summary="Reps of a region, or the regions, best KPI score first")
+@autocommit_reads
 async def performance_leaderboard(
     session: SessionDep,
     actor: Reader,

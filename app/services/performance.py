@@ -3,7 +3,9 @@ growth and the KPI score, from the figures of ``app.services.figures``; and whos
 caller may read.
 
 A summary is a group of one scope; the leaderboard asks for only the figures it shows, for
-all its scopes at once. Either sends its figures' statements in one batch.
+all its scopes at once. Either sends its figures' statements in one batch and sets nothing for
+its transaction (unlike ``services.sql.for_reports``), so their routes run without BEGIN and
+COMMIT on PostgreSQL (``app.db.autocommit_reads``).
 """
 
 from __future__ import annotations
@@ -24,7 +26,6 @@ from app.periods import Period
 from app.permissions import Actor
 from app.services import department, figures
 from app.services.figure_scopes import Batch, Group, Key, Scope, growth, money, ratio
-from app.services.sql import for_reports
 
 
 class MetricFigures(BaseModel):
@@ -104,7 +105,6 @@ def _share_and_score(
 
 
 async def summaries(session: AsyncSession, group: Group, period: Period) -> dict[Key, Summary]:
-    await for_reports(session)
     settings = await department.load(session)
     zone = settings.business_hours.time_zone
     periods = (period, period.previous(), period.year_before())
@@ -176,7 +176,6 @@ async def standings(session: AsyncSession, group: Group, period: Period) -> dict
     the queries they need."""
     if not group.keys:
         return {}
-    await for_reports(session)
     settings = await department.load(session)
     zone = settings.business_hours.time_zone
     batch = Batch(session, group)

@@ -59,8 +59,7 @@ def constant_in(column: Any, values: Iterable[str]) -> ColumnElement[bool]:
 
 
 REPORT_SETTINGS = text(
-    "SELECT set_config('jit', 'off', true), set_config('work_mem', '32MB', true),"
-    " set_config('plan_cache_mode', 'force_custom_plan', true)"
+    "SELECT set_config('jit', 'off', true), set_config('work_mem', '32MB', true)"
 )
 
 
@@ -68,14 +67,12 @@ async def for_reports(session: AsyncSession) -> None:
     """Settings for a report's transaction (PostgreSQL; SQLite has none to make).
 
     No JIT: the planner's guesses for the correlated look-ups push a query of a few dozen
-    milliseconds past ``jit_above_cost``, and compiling it then costs as much as running it.
+    milliseconds past ``jit_above_cost``, and compiling it then costs as much as running it
+    (the app's connections have it off already, unless ``SALESDESK_DB_JIT`` turns it on).
     More ``work_mem``: the funnel's sorts and hashes of a region's quarter (a few MB) stay in
-    memory instead of spilling to temporary files. Plans made for the values at hand: a
-    report's statements are prepared once per connection, and after five executions
-    PostgreSQL may switch to a generic plan, made without the period's and the scope's
-    values, when its estimate looks no worse; at scale the summary's then took 140 ms and
-    more instead of 120 (bench/README.md, eleventh pass). All three end with the
-    transaction, and are set in one round trip.
+    memory instead of spilling to temporary files. Both end with the transaction, and are
+    set in one round trip. The summary and the leaderboard need neither (they sort nothing
+    big), so they run without a transaction (``app.db.autocommit_reads``).
     """
     if dialect_of(session) == "postgresql":
         await session.execute(REPORT_SETTINGS)
