@@ -8,7 +8,8 @@ parameters and columns go through the same bind and result processors the ORM wo
 (UTC timestamps, UUIDs, enums), and it runs on the request's own connection
 (``app.db.driver_connection``), inside the request's transaction where there is one.
 
-Only for plain SELECTs of columns. A statement with an expanding IN list (``bindparam(...,
+Only for SELECTs of columns (on PostgreSQL one may carry an UPDATE in its WITH: a workflow's
+move, ``app.workflow``). A statement with an expanding IN list (``bindparam(...,
 expanding=True)``) has its SQL rendered for each call's list by SQLAlchemy's own post-compile
 step; values bound in the statement itself (``case(..., else_=0)``) are sent as compiled. A
 lost connection is an ``OperationalError`` (503) as it is on the ORM path. Statements sent

@@ -12,6 +12,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
@@ -43,13 +44,23 @@ Effect = Callable[[AsyncSession, Actor, Any, Mapping[str, Any]], Awaitable[None]
 ALL_ROLES = frozenset(Role)
 MANAGERS = frozenset({Role.REGIONAL_MANAGER, Role.DIRECTOR})
 
-# When the resource entered its current state: the latest change's time.
-_ENTERED = Read(
-    select(func.max(StateChange.at)).where(
-        StateChange.entity_type == bindparam("entity_type"),
-        StateChange.entity_id == bindparam("entity_id"),
-    )
+_THIS_ENTITY = (
+    StateChange.entity_type == bindparam("resource_type"),
+    StateChange.entity_id == bindparam("resource_id"),
 )
+# When the resource entered its current state: the latest change's time.
+_ENTERED = select(func.max(StateChange.at)).where(*_THIS_ENTITY)
+# A move into a next state stamps the changes into the states before it.
+_STAMP = (
+    update(StateChange)
+    .where(*_THIS_ENTITY, StateChange.to_state.in_(bindparam("moved_on_from", expanding=True)))
+    .values(next_state_at=bindparam("stamp_at"))
+    .execution_options(synchronize_session=False)
+)
+_READ_ENTERED = Read(_ENTERED)
+# PostgreSQL: both in one statement. An UPDATE in a WITH runs once whatever the SELECT reads,
+# and the SELECT sees the rows as they were before it (the stamp changes no ``at``).
+_READ_ENTERED_AND_STAMP = Read(_ENTERED.add_cte(_STAMP.cte("stamped")))
 _STATE_CHANGES = StateChange.__table__  # type: ignore[attr-defined]
 
 
@@ -135,27 +146,20 @@ class Workflow(Generic[M]):
         for gate in rule.gates:
             if (why := await gate(session, obj, context)) is not None:
                 raise Conflict(why, reason=gate.__name__)
-        # An aggregate: one row, its time null before the first change.
-        [(entered,)] = await _ENTERED.rows(
-            await driver_connection(session),
-            {"entity_type": self.entity_type, "entity_id": obj.id},
+        now = utcnow()
+        moved_on_from = [state for state, following in self.next_states.items() if following == to]
+        entered = await _entered_and_stamp(
+            session,
+            {
+                "resource_type": self.entity_type,
+                "resource_id": obj.id,
+                "moved_on_from": moved_on_from,
+                "stamp_at": now,
+            },
         )
         setattr(obj, self.state_field, to)
         if rule.effect is not None:
             await rule.effect(session, actor, obj, context)
-        now = utcnow()
-        moved_on_from = [state for state, following in self.next_states.items() if following == to]
-        if moved_on_from:
-            await session.execute(
-                update(StateChange)
-                .where(
-                    StateChange.entity_type == self.entity_type,
-                    StateChange.entity_id == obj.id,
-                    StateChange.to_state.in_(moved_on_from),
-                )
-                .values(next_state_at=now)
-                .execution_options(synchronize_session=False)
-            )
         pending_rows.add(
             session,
             _STATE_CHANGES,
@@ -189,6 +193,22 @@ class Workflow(Generic[M]):
             .order_by(StateChange.at, StateChange.id)
         )
         return (await session.scalars(stmt)).all()
+
+
+async def _entered_and_stamp(session: AsyncSession, params: dict[str, Any]) -> datetime | None:
+    """When the resource entered its current state (None before its first change), having
+    stamped its changes into the states ``moved_on_from`` with ``stamp_at``: on PostgreSQL in
+    one round trip, on SQLite (no UPDATE in a WITH) in two."""
+    connection = await driver_connection(session)
+    stamp = bool(params["moved_on_from"])
+    if stamp and connection.dialect.name == "postgresql":
+        # An aggregate: one row, its time null before the first change.
+        [(entered,)] = await _READ_ENTERED_AND_STAMP.rows(connection, params)
+        return entered
+    [(entered,)] = await _READ_ENTERED.rows(connection, params)
+    if stamp:
+        await session.execute(_STAMP, params)
+    return entered
 
 
 async def follow_owner(

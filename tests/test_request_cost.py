@@ -11,16 +11,18 @@ from decimal import Decimal
 
 import httpx
 import pytest
-from sqlalchemy import update
+from sqlalchemy import event, update
 
 from app import main, reads, security
 from app.db import Database
 from app.models.contracts import ContractStatus
 from app.models.performance import SettingsRecord
+from app.models.pipeline import Stage
 from app.services import department
 from tests.conftest import IS_POSTGRES
 from tests.contract_helpers import make_contract
 from tests.factories import make_customer, make_org
+from tests.pipeline_helpers import make_opportunity
 
 SETTINGS = "/api/v1/settings"
 
@@ -178,6 +180,44 @@ async def test_the_summary_and_leaderboard_send_their_figures_in_one_statement(
     assert Decimal(signed) == first.amount + second.amount
     revenue = {item["scope_id"]: Decimal(item["signed_revenue"]) for item in board.json()["items"]}
     assert revenue == {str(org.east_rep1.id): first.amount, str(org.east_rep2.id): second.amount}
+
+
+@pytest.mark.skipif(not IS_POSTGRES, reason="PostgreSQL runs an UPDATE in a WITH")
+async def test_a_move_reads_when_its_stage_began_and_stamps_the_stay_before_in_one_statement(
+    client: httpx.AsyncClient, database: Database
+) -> None:
+    """The move from lead to contacted closes the stay in lead (``next_state_at``) and needs
+    the time that stay began: one statement. ``tests/test_report_scope.py`` checks the
+    values on both databases."""
+    org = await make_org(database)
+    opp = await make_opportunity(database, org.east_rep1, Stage.LEAD, needs_summary=None)
+    path = f"/api/v1/opportunities/{opp.id}/transitions"
+    # To contacted and back: the next move has an earlier stay in lead to stamp.
+    for body in ({"to": "contacted"}, {"to": "lead", "note": "Not yet."}):
+        answer = await client.post(path, json=body, headers=org.east_rep1.headers)
+        assert answer.status_code == 200, answer.text
+    sent: list[str] = []
+
+    def observe(sql: str, _args: object) -> None:
+        sent.append(sql)
+
+    def observe_session(_conn: object, _cursor: object, sql: str, *_rest: object) -> None:
+        sent.append(sql)
+
+    engine = database.engine.sync_engine
+    reads.OBSERVERS.append(observe)
+    event.listen(engine, "before_cursor_execute", observe_session)
+    try:
+        moved = await client.post(path, json={"to": "contacted"}, headers=org.east_rep1.headers)
+    finally:
+        reads.OBSERVERS.remove(observe)
+        event.remove(engine, "before_cursor_execute", observe_session)
+    assert moved.status_code == 200, moved.text
+    touching = [sql for sql in sent if "state_changes" in sql]
+    stamps = [sql for sql in touching if "UPDATE state_changes" in sql]
+    assert len(stamps) == 1 and "max(state_changes.at)" in stamps[0]
+    # Besides it, only the new change's INSERT (with the move's other queued rows).
+    assert len(touching) == 2 and "INSERT INTO state_changes" in touching[1]
 
 
 async def test_one_statement_per_role_serves_every_caller_of_it(
