@@ -196,10 +196,11 @@ async def rows_together(
     protocol's messages, a wait): sent as one SELECT, each statement's rows come back as one
     array of records (``ARRAY(SELECT ROW(r.*) FROM (<statement>) AS r)``), which asyncpg
     decodes to tuples of the columns' own types. Each statement keeps its own arguments: its
-    ``$n`` are renumbered after the ones before it. SQLite, in process, runs them in turn.
+    ``$n`` are renumbered after the ones before it. SQLite, in process, runs them in turn, as
+    a single read runs as it is.
     """
     dialect = connection.dialect
-    if dialect.driver != "asyncpg":
+    if dialect.driver != "asyncpg" or len(reads) < 2:
         return [await read.rows(connection, params) for read, params in reads]
     statements = []
     args: list[Any] = []

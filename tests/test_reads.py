@@ -237,6 +237,10 @@ async def test_reads_together_answer_as_each_read_alone(
     assert {row[-1]: row[1] for row in together[0]} == {rep1: 1, rep2: 1}
     assert together[1][0][2] is not None and together[1][0][2].tzinfo is not None
     assert len(sent) == (1 if IS_POSTGRES else len(batch))
+    async with database.session(write=False) as session, session.begin():
+        connection = await driver_connection(session)
+        assert await reads.rows_together(connection, []) == []
+        assert await reads.rows_together(connection, batch[1:2]) == [alone[1]]
 
 
 @postgres_only
