@@ -9,8 +9,9 @@ from __future__ import annotations
 import asyncio
 import os
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -28,6 +29,7 @@ import httpx  # noqa: E402
 from sqlalchemy import inspect, text  # noqa: E402
 from sqlmodel import SQLModel  # noqa: E402
 
+from app import reads  # noqa: E402
 from app.config import get_settings  # noqa: E402
 from app.db import Database, create_engine  # noqa: E402
 from app.main import create_app  # noqa: E402
@@ -98,3 +100,17 @@ async def client(app) -> AsyncIterator[httpx.AsyncClient]:  # type: ignore[no-un
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
         yield c
+
+
+@pytest.fixture
+def sent() -> Iterator[list[str]]:
+    """The SQL of every statement a Read (``app.reads``) sends during the test; clear it once
+    the test's set-up is done."""
+    seen: list[str] = []
+
+    def observe(sql: str, _args: Any) -> None:
+        seen.append(sql)
+
+    reads.OBSERVERS.append(observe)
+    yield seen
+    reads.OBSERVERS.remove(observe)

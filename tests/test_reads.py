@@ -4,9 +4,7 @@ the connection back in the pool after the request, and a lost connection answere
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from decimal import Decimal
-from typing import Any
 
 import asyncpg
 import httpx
@@ -35,19 +33,6 @@ async def rep_customer(database: Database) -> tuple[Org, str]:
     org = await make_org(database)
     customer = await make_customer(database, org.east_rep1)
     return org, f"/api/v1/customers/{customer.id}"
-
-
-@pytest.fixture
-def sent() -> Iterator[list[str]]:
-    """The SQL of every statement a Read sends during the test."""
-    seen: list[str] = []
-
-    def observe(sql: str, _args: Any) -> None:
-        seen.append(sql)
-
-    reads.OBSERVERS.append(observe)
-    yield seen
-    reads.OBSERVERS.remove(observe)
 
 
 async def test_a_customer_read_on_the_driver_is_the_orm_read(

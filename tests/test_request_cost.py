@@ -13,7 +13,7 @@ import httpx
 import pytest
 from sqlalchemy import event, update
 
-from app import main, reads, security
+from app import main, security
 from app.db import Database
 from app.models.contracts import ContractStatus
 from app.models.performance import SettingsRecord
@@ -151,7 +151,7 @@ async def test_customer_reads_run_without_begin_and_commit_on_postgres(
 
 @pytest.mark.skipif(not IS_POSTGRES, reason="PostgreSQL reads run without a transaction")
 async def test_the_summary_and_leaderboard_send_their_figures_in_one_statement(
-    client: httpx.AsyncClient, database: Database, started: list[str]
+    client: httpx.AsyncClient, database: Database, started: list[str], sent: list[str]
 ) -> None:
     """Nine figure statements for a summary, six for a leaderboard: each one round trip on
     PostgreSQL, with no BEGIN and COMMIT around it, and the figures as before."""
@@ -159,18 +159,10 @@ async def test_the_summary_and_leaderboard_send_their_figures_in_one_statement(
     first = await make_contract(database, org.east_rep1, ContractStatus.SIGNED, list_price="1200")
     second = await make_contract(database, org.east_rep2, ContractStatus.SIGNED, list_price="300")
     started.clear()
-    sent: list[str] = []
-
-    def observe(sql: str, _args: object) -> None:
-        sent.append(sql)
-
-    reads.OBSERVERS.append(observe)
-    try:
-        headers = org.east_manager.headers
-        summary = await client.get("/api/v1/performance/summary", headers=headers)
-        board = await client.get("/api/v1/performance/leaderboard", headers=headers)
-    finally:
-        reads.OBSERVERS.remove(observe)
+    sent.clear()
+    headers = org.east_manager.headers
+    summary = await client.get("/api/v1/performance/summary", headers=headers)
+    board = await client.get("/api/v1/performance/leaderboard", headers=headers)
     assert summary.status_code == 200, summary.text
     assert board.status_code == 200, board.text
     assert started == []
@@ -184,7 +176,7 @@ async def test_the_summary_and_leaderboard_send_their_figures_in_one_statement(
 
 @pytest.mark.skipif(not IS_POSTGRES, reason="PostgreSQL runs an UPDATE in a WITH")
 async def test_a_move_reads_when_its_stage_began_and_stamps_the_stay_before_in_one_statement(
-    client: httpx.AsyncClient, database: Database
+    client: httpx.AsyncClient, database: Database, sent: list[str]
 ) -> None:
     """The move from lead to contacted closes the stay in lead (``next_state_at``) and needs
     the time that stay began: one statement. ``tests/test_report_scope.py`` checks the
@@ -196,21 +188,16 @@ async def test_a_move_reads_when_its_stage_began_and_stamps_the_stay_before_in_o
     for body in ({"to": "contacted"}, {"to": "lead", "note": "Not yet."}):
         answer = await client.post(path, json=body, headers=org.east_rep1.headers)
         assert answer.status_code == 200, answer.text
-    sent: list[str] = []
-
-    def observe(sql: str, _args: object) -> None:
-        sent.append(sql)
+    sent.clear()
 
     def observe_session(_conn: object, _cursor: object, sql: str, *_rest: object) -> None:
-        sent.append(sql)
+        sent.append(sql)  # the statements of the session, beside the Reads'
 
     engine = database.engine.sync_engine
-    reads.OBSERVERS.append(observe)
     event.listen(engine, "before_cursor_execute", observe_session)
     try:
         moved = await client.post(path, json={"to": "contacted"}, headers=org.east_rep1.headers)
     finally:
-        reads.OBSERVERS.remove(observe)
         event.remove(engine, "before_cursor_execute", observe_session)
     assert moved.status_code == 200, moved.text
     touching = [sql for sql in sent if "state_changes" in sql]
