@@ -175,7 +175,39 @@ async def _seed(url: str) -> Fixture:
     return Fixture(url, tokens, customer_ids, opportunity_ids)
 
 
-def _write_requests(fixture: Fixture, threads: int) -> dict[str, Path]:
+def prepare_fixture(database: str, *, reuse: bool) -> Fixture:
+    """The load database and the ids and tokens the requests use: built, or with ``reuse``
+    the last one built (``var/bench/load-fixture.json``)."""
+    url = database_url(database)
+    OUT.mkdir(parents=True, exist_ok=True)
+    fixture_file = OUT / "load-fixture.json"
+    if reuse and fixture_file.exists():
+        saved = json.loads(fixture_file.read_text())
+        log(f"reusing {database}")
+        return Fixture(
+            url,
+            saved["tokens"],
+            [uuid.UUID(c) for c in saved["customers"]],
+            [uuid.UUID(o) for o in saved["opportunities"]],
+        )
+    log(f"building {database} on {url.rsplit('@', 1)[-1]}")
+    asyncio.run(recreate_database(url))
+    migrate(url)
+    os.environ["SALESDESK_SECRET_KEY"] = bench_env(url)["SALESDESK_SECRET_KEY"]
+    fixture = asyncio.run(_seed(url))
+    fixture_file.write_text(
+        json.dumps(
+            {
+                "tokens": fixture.tokens,
+                "customers": [str(c) for c in fixture.customer_ids],
+                "opportunities": [str(o) for o in fixture.opportunity_ids],
+            }
+        )
+    )
+    return fixture
+
+
+def write_requests(fixture: Fixture, threads: int) -> dict[str, Path]:
     """One request file per route (see requests.lua for the format)."""
     OUT.mkdir(parents=True, exist_ok=True)
     files: dict[str, list[str]] = {
@@ -248,8 +280,11 @@ def serve(
     raise SystemExit(f"{name} did not start; see {OUT / f'{name}.log'}")
 
 
-def _start(target: str, url: str, port: int) -> subprocess.Popen[bytes]:
-    env = bench_env(url)
+def start_server(
+    target: str, url: str, port: int, settings: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """``salesdesk`` or ``minimal`` on ``port``; ``settings``: more SALESDESK_ variables."""
+    env = {**bench_env(url), **(settings or {})}
     if target == "salesdesk":
         return serve(target, port, ["--factory", "app.main:create_app"], env)
     env["BENCH_MINIMAL_DSN"] = plain_dsn(url)
@@ -286,9 +321,11 @@ def find_wrk() -> str | None:
     return shutil.which("wrk")
 
 
-def _drive(
+def start_generator(
     wrk: str | None, port: int, requests: Path, token: str, args: argparse.Namespace
-) -> dict[str, Any]:
+) -> subprocess.Popen[str]:
+    """wrk (or bench/loadgen.py) driving ``requests`` at the server on ``port``, running;
+    ``generator_result`` waits for it and reads its figures."""
     env = {
         **os.environ,
         "BENCH_REQUESTS": str(requests),
@@ -325,18 +362,31 @@ def _drive(
             str(args.threads),
             "--duration",
             str(args.duration),
-            *(["--rate", str(args.rate)] if args.rate else []),
+            *(["--rate", str(args.rate)] if getattr(args, "rate", None) else []),
         ]
-    done = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, check=False)
+    return subprocess.Popen(
+        command, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def generator_result(process: subprocess.Popen[str]) -> dict[str, Any]:
+    stdout, stderr = process.communicate()
+    for line in stdout.splitlines():
+        if line.startswith("BENCH_RESULT "):
+            return dict(json.loads(line.removeprefix("BENCH_RESULT ")))
+    raise SystemExit(f"the load generator failed:\n{stdout}\n{stderr}")
+
+
+def _drive(
+    wrk: str | None, port: int, requests: Path, token: str, args: argparse.Namespace
+) -> dict[str, Any]:
+    result = generator_result(start_generator(wrk, port, requests, token, args))
     # When the generator stops, the server still finishes the requests it had in flight (up
     # to one per connection, each up to the p99 late). Let them end before anything else
     # runs: a reset of the opportunities racing the last stage moves left a dozen of them
     # moved, and the next run's first requests on them were answered 409.
     time.sleep(SETTLE_SECONDS)
-    for line in done.stdout.splitlines():
-        if line.startswith("BENCH_RESULT "):
-            return dict(json.loads(line.removeprefix("BENCH_RESULT ")))
-    raise SystemExit(f"the load generator failed:\n{done.stdout}\n{done.stderr}")
+    return result
 
 
 # Profiling ----------------------------------------------------------------------------
@@ -480,34 +530,8 @@ def main() -> None:
         log(
             "wrk not found: using bench/loadgen.py (Python; lower ceilings, compare like with like)"
         )
-    url = database_url(args.database)
-    OUT.mkdir(parents=True, exist_ok=True)
-    fixture_file = OUT / "load-fixture.json"
-    if args.reuse and fixture_file.exists():
-        saved = json.loads(fixture_file.read_text())
-        fixture = Fixture(
-            url,
-            saved["tokens"],
-            [uuid.UUID(c) for c in saved["customers"]],
-            [uuid.UUID(o) for o in saved["opportunities"]],
-        )
-        log(f"reusing {args.database}")
-    else:
-        log(f"building {args.database} on {url.rsplit('@', 1)[-1]}")
-        asyncio.run(recreate_database(url))
-        migrate(url)
-        os.environ["SALESDESK_SECRET_KEY"] = bench_env(url)["SALESDESK_SECRET_KEY"]
-        fixture = asyncio.run(_seed(url))
-        fixture_file.write_text(
-            json.dumps(
-                {
-                    "tokens": fixture.tokens,
-                    "customers": [str(c) for c in fixture.customer_ids],
-                    "opportunities": [str(o) for o in fixture.opportunity_ids],
-                }
-            )
-        )
-    files = _write_requests(fixture, args.threads)
+    fixture = prepare_fixture(args.database, reuse=args.reuse)
+    files = write_requests(fixture, args.threads)
     log(
         f"{len(fixture.customer_ids)} customers and {len(fixture.opportunity_ids)} "
         f"opportunities in the rep's scope; {args.connections} connections, {args.threads} "
@@ -515,7 +539,7 @@ def main() -> None:
     )
 
     ports = {"salesdesk": APP_PORT, "minimal": MINIMAL_PORT}
-    servers = {target: _start(target, url, port) for target, port in ports.items()}
+    servers = {target: start_server(target, fixture.url, port) for target, port in ports.items()}
     results: list[Result] = []
     try:
         # Warm both (connection pools, caches) before anything counts.
