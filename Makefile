@@ -60,5 +60,10 @@ bench-scale: install
 bench-reports: install
 	$(BIN)/python -m bench.reports
 
+## A storm of reports beside ordinary reads, with and without the reports' lane (app/lanes.py).
+.PHONY: bench-storm
+bench-storm: install
+	$(BIN)/python -m bench.storm
+
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache

@@ -41,6 +41,10 @@ class Settings(BaseSettings):
     # continually, the main source of the long tail (bench/README.md, third pass).
     db_pool_size: int = Field(default=20, ge=1)
     db_max_overflow: int = Field(default=0, ge=0)
+    # How many reports (/api/v1/performance/*) a process runs at once, and how long one
+    # waits for its turn before a 503 (app.lanes); 0: no bound.
+    report_concurrency: int = Field(default=4, ge=0)
+    report_wait_seconds: float = Field(default=10.0, gt=0, le=300)
     # A pooled connection idle this long is pinged before use (one round trip); one used a
     # moment ago is not (see app.db._ping_when_idle). 0 pings on every checkout.
     db_ping_idle_seconds: float = Field(default=2.0, ge=0)

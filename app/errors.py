@@ -95,12 +95,22 @@ class IdempotencyKeyReused(AppError):
     status, code = 422, "idempotency_key_reused"
 
 
-class RateLimited(AppError):
-    status, code = 429, "rate_limited"
+class _RetryLater(AppError):
+    """A refusal that says, in ``Retry-After``, how many seconds to wait before retrying."""
 
     def __init__(self, detail: str, retry_after: int) -> None:
         super().__init__(detail)
         self.headers["Retry-After"] = str(retry_after)
+
+
+class RateLimited(_RetryLater):
+    status, code = 429, "rate_limited"
+
+
+class Unavailable(_RetryLater):
+    """Too busy to answer now (``app.lanes``); the same code as an unreachable database."""
+
+    status, code = 503, "unavailable"
 
 
 class Problem(BaseModel):

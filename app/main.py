@@ -17,6 +17,7 @@ from app.config import Settings, get_settings
 from app.db import Database, create_engine
 from app.errors import install_error_handlers
 from app.idempotency import IdempotencyMiddleware
+from app.lanes import Lane
 from app.logging import configure_logging
 from app.middleware import RequestMiddleware
 from app.ratelimit import RateLimits
@@ -215,5 +216,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     # counters for the login throttle (routers/auth.py) and for tests.
     app.add_middleware(IdempotencyMiddleware)
     app.state.rate_limits = RateLimits.from_settings(settings)
+    app.state.report_lane = Lane(
+        "reports", settings.report_concurrency, settings.report_wait_seconds
+    )
     app.add_middleware(RequestMiddleware, limits=app.state.rate_limits)
     return app

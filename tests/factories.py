@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import itertools
+import re
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from fastapi import FastAPI
 
-from app.config import get_settings
+from app.config import Settings, get_settings
 from app.db import Database
 from app.models.customers import Customer, CustomerCreate
 from app.models.people import Region, Role, User
@@ -111,6 +115,34 @@ async def make_org(database: Database) -> Org:
         east_rep2=await make_user(database, Role.REP, east),
         north_rep=await make_user(database, Role.REP, north),
     )
+
+
+def make_settings(**overrides: Any) -> Settings:
+    """The test run's settings (its database and key), ignoring .env, with ``overrides``:
+    for a test that builds an app of its own."""
+    values: dict[str, Any] = {
+        "database_url": get_settings().database_url,
+        "secret_key": get_settings().signing_key(),
+    }
+    return Settings(_env_file=None, **(values | overrides))  # type: ignore[call-arg]
+
+
+@asynccontextmanager
+async def client_for(app: FastAPI, ip: str = "127.0.0.1") -> AsyncIterator[httpx.AsyncClient]:
+    """A client of ``app`` (not the shared one), calling from ``ip``."""
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False, client=(ip, 50000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        yield client
+
+
+def sample(metrics: str, name: str, **labels: str) -> float:
+    """The value of one sample of the Prometheus text format (0 when absent)."""
+    wanted = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    for line in metrics.splitlines():
+        match = re.fullmatch(rf"{name}\{{(.*)\}} (\S+)", line)
+        if match and ",".join(sorted(match.group(1).split(","))) == wanted:
+            return float(match.group(2))
+    return 0.0
 
 
 def problem(response: httpx.Response, status: int, code: str) -> dict:

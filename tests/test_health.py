@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -12,17 +11,7 @@ import pytest
 from app.config import get_settings
 from app.db import Database, create_engine
 from app.main import create_app
-from tests.factories import make_org, problem
-
-
-def sample(metrics: str, name: str, **labels: str) -> float:
-    """The value of one sample of the Prometheus text format (0 when absent)."""
-    wanted = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
-    for line in metrics.splitlines():
-        match = re.fullmatch(rf"{name}\{{(.*)\}} (\S+)", line)
-        if match and ",".join(sorted(match.group(1).split(","))) == wanted:
-            return float(match.group(2))
-    return 0.0
+from tests.factories import make_org, problem, sample
 
 
 async def test_healthz(client: httpx.AsyncClient) -> None:

@@ -7,8 +7,6 @@ and drives the limiters' clock by hand, so nothing here waits or depends on timi
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
@@ -17,12 +15,12 @@ from fastapi import FastAPI
 from pydantic import ValidationError
 from sqlalchemy import func, select
 
-from app.config import EMBEDDED_DATABASE_URL, Settings, get_settings
+from app.config import EMBEDDED_DATABASE_URL
 from app.db import Database
 from app.main import create_app
 from app.models.people import RefreshToken, Role
 from app.ratelimit import Rate, RateLimits
-from tests.factories import Person, make_user, problem
+from tests.factories import Person, client_for, make_settings, make_user, problem
 
 ME = "/api/v1/auth/me"
 TOKEN = "/api/v1/auth/token"
@@ -43,26 +41,11 @@ class FakeClock:
         self.now += seconds
 
 
-def make_settings(**overrides: Any) -> Settings:
-    values: dict[str, Any] = {
-        "database_url": get_settings().database_url,
-        "secret_key": get_settings().signing_key(),
-    }
-    return Settings(_env_file=None, **(values | overrides))  # type: ignore[call-arg]
-
-
 def make_app(database: Database, clock: FakeClock, **overrides: Any) -> FastAPI:
     app = create_app(make_settings(**overrides), database)
     limits: RateLimits = app.state.rate_limits
     limits.use_clock(clock)
     return app
-
-
-@asynccontextmanager
-async def client_for(app: FastAPI, ip: str = "127.0.0.1") -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False, client=(ip, 50000))
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-        yield client
 
 
 def limited(response: httpx.Response) -> int:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.routing import APIRoute
 from starlette._utils import get_route_path  # what Starlette's own Route.matches uses
 from starlette.routing import Match
@@ -65,8 +66,25 @@ class ApiRoute(TransactionRoute):
         return super().matches(scope)
 
 
+class ReportRoute(ApiRoute):
+    """A report's route: the request waits for a place in the process's reports lane
+    (``app.lanes``) before its transaction opens, and keeps it until the answer is built."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def in_reports_lane(request: Request) -> Response:
+            async with request.app.state.report_lane.place():
+                return await handler(request)
+
+        return in_reports_lane
+
+
 def api_router(
-    prefix: str, tag: str, responses: dict[int | str, dict[str, Any]] = STANDARD_ERRORS
+    prefix: str,
+    tag: str,
+    responses: dict[int | str, dict[str, Any]] = STANDARD_ERRORS,
+    route_class: type[ApiRoute] = ApiRoute,
 ) -> APIRouter:
     """A domain's routes, each with its whole path (``/api/v1`` and ``prefix``)."""
     return APIRouter(
@@ -74,7 +92,7 @@ def api_router(
         tags=[tag],
         responses=responses,
         generate_unique_id_function=operation_id,
-        route_class=ApiRoute,
+        route_class=route_class,
     )
 
 

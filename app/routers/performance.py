@@ -13,11 +13,11 @@ from app.errors import Forbidden, NotFound, ValidationFailed
 from app.models.performance import TargetScope
 from app.periods import PERIOD_PATTERN, Period, parse_period, period_containing
 from app.permissions import Actor, Permission
-from app.routers.common import api_router
+from app.routers.common import ReportRoute, api_router
 from app.services import department, reports
 from app.services import performance as service
 
-router = api_router("/performance", "performance")
+router = api_router("/performance", "performance", route_class=ReportRoute)
 Reader = Annotated[Actor, Depends(require(Permission.PERFORMANCE_READ))]
 PeriodParam = Annotated[
     str | None,
