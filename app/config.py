@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     # A pooled connection idle this long is pinged before use (one round trip); one used a
     # moment ago is not (see app.db._ping_when_idle). 0 pings on every checkout.
     db_ping_idle_seconds: float = Field(default=2.0, ge=0)
+    # The longest any one statement of the app may run on PostgreSQL (waiting for a lock
+    # included) before PostgreSQL cancels it and the request is answered 503; 0: no limit.
+    db_statement_timeout_seconds: float = Field(default=30.0, ge=0, le=24 * 3600)
     # PostgreSQL's JIT compiler for this app's connections (off: see app.db.create_engine).
     db_jit: bool = False
     # Remember callers and settings between requests, forgetting them when PostgreSQL announces

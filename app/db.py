@@ -8,7 +8,7 @@ through; readers keep plain deferred transactions and never block.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from typing import Any, TypeVar
 
 from fastapi import Request, Response
@@ -51,6 +51,15 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         conn.exec_driver_sql(f"BEGIN {mode}")
 
 
+def _causes(error: BaseException | None) -> Iterator[BaseException]:
+    """``error``, then what it wraps (SQLAlchemy's ``orig``) or was raised from, in turn."""
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        yield error
+        error = getattr(error, "orig", None) or error.__cause__
+
+
 def connection_lost(error: BaseException | None) -> bool:
     """Whether ``error`` (or what caused it) says the connection to PostgreSQL failed or can no
     longer be trusted: refused or reset, dropped mid-query, the server shutting down or
@@ -65,15 +74,20 @@ def connection_lost(error: BaseException | None) -> bool:
         asyncpg.exceptions.InternalClientError,  # protocol state broken by a drop
         OSError,
     )
-    seen: set[int] = set()
-    while error is not None and id(error) not in seen:
-        seen.add(id(error))
-        if isinstance(error, lost):
-            return True
-        if isinstance(error, asyncpg.InterfaceError) and "connection is closed" in str(error):
-            return True
-        error = getattr(error, "orig", None) or error.__cause__
-    return False
+    return any(
+        isinstance(cause, lost)
+        or (isinstance(cause, asyncpg.InterfaceError) and "connection is closed" in str(cause))
+        for cause in _causes(error)
+    )
+
+
+def statement_cancelled(error: BaseException | None) -> bool:
+    """Whether ``error`` (or what caused it) is PostgreSQL cancelling a statement: past the
+    connections' ``statement_timeout``, or cancelled by an administrator (SQLSTATE 57014).
+    The connection stays usable; the transaction is rolled back as after any error."""
+    import asyncpg
+
+    return any(isinstance(cause, asyncpg.QueryCanceledError) for cause in _causes(error))
 
 
 async def _connect_asyncpg(*args: Any, **kwargs: Any) -> Any:
@@ -161,6 +175,11 @@ def create_engine(settings: Settings, url: str | None = None) -> AsyncEngine:
         # stages were constants), while planning the API's short statements anew measured
         # within the load benchmark's noise (bench/README.md, eleventh pass).
         server_settings = {"plan_cache_mode": "force_custom_plan"}
+        if settings.db_statement_timeout_seconds:
+            # A runaway or blocked statement would keep its pooled connection for as long as
+            # it runs; set at connect, it costs no round trip.
+            timeout_ms = max(1, round(settings.db_statement_timeout_seconds * 1000))
+            server_settings["statement_timeout"] = str(timeout_ms)
         if not settings.db_jit:
             # JIT compiles plans the planner costs high; for an API's short queries that is
             # tens of milliseconds of compiling to save a few (see bench/README.md).

@@ -231,18 +231,36 @@ async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
 
 
 def database_unavailable(exc: BaseException) -> bool:
-    """Whether ``exc`` means the database cannot be reached right now, so a retry may well
-    succeed: an OperationalError, no pooled connection free in time, or any driver error that
-    cost its connection (a restart, a refused connect; app.db marks those invalidated)."""
+    """Whether ``exc`` means the database cannot answer right now, so a retry may well
+    succeed: an OperationalError, no pooled connection free in time, any driver error that
+    cost its connection (a restart, a refused connect; app.db marks those invalidated), or a
+    statement PostgreSQL cancelled (past ``statement_timeout``)."""
+    from app.db import statement_cancelled
+
     if isinstance(exc, OperationalError | PoolTimeout):
         return True
-    return isinstance(exc, DBAPIError) and exc.connection_invalidated
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    return statement_cancelled(exc)
 
 
 def unexpected_error_response(exc: Exception) -> JSONResponse:
     """The answer to a failure nobody planned for: logged with its traceback, answered with
-    only the correlation id (503 when the database is unreachable, 500 otherwise)."""
+    only the correlation id (503 when the database is unreachable or too slow to answer,
+    500 otherwise)."""
+    from app.db import statement_cancelled
+
     cid = correlation_id.get()
+    if statement_cancelled(exc):
+        logger.warning("statement cancelled: %s", exc, extra={"correlation_id": cid})
+        return problem_response(
+            503,
+            "unavailable",
+            "The database took too long to answer and the request was cancelled; nothing "
+            "was changed. Retry shortly.",
+            headers={"Retry-After": "5"},
+            correlation_id=cid,
+        )
     if database_unavailable(exc):
         logger.error("database unavailable: %s", exc, extra={"correlation_id": cid})
         return problem_response(

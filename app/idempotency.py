@@ -216,11 +216,27 @@ async def _replay(record: IdempotencyRecord, send: Send) -> None:
     await send({"type": "http.response.body", "body": record.response_body or b""})
 
 
-async def purge_expired(database: Database) -> int:
-    """Drop keys past their lifetime; run now and then by the background worker."""
+async def purge_expired(database: Database, batch: int = 5000) -> int:
+    """Drop keys past their lifetime, ``batch`` at a time, each batch its own transaction;
+    run now and then by the background worker.
+
+    A day's keys of a busy department in one statement could run past the connections'
+    ``statement_timeout`` and then never be purged; short batches also hold their row locks
+    briefly and leave each one's work to vacuum in turn."""
     cutoff = utcnow() - timedelta(hours=get_settings().idempotency_ttl_hours)
-    async with database.session() as session, session.begin():
-        result = await session.execute(
-            delete(IdempotencyRecord).where(IdempotencyRecord.created_at < cutoff)
-        )
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    expired = (
+        select(IdempotencyRecord.id)
+        .where(IdempotencyRecord.created_at < cutoff)
+        .limit(batch)
+        .scalar_subquery()
+    )
+    purged = 0
+    while True:
+        async with database.session() as session, session.begin():
+            result = await session.execute(
+                delete(IdempotencyRecord).where(IdempotencyRecord.id.in_(expired))
+            )
+        count = int(result.rowcount or 0)  # type: ignore[attr-defined]
+        purged += count
+        if count < batch:
+            return purged
