@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -29,28 +30,43 @@ RUNNING = Gauge("salesdesk_lane_running", "Requests running in a lane", ["lane"]
 REFUSED = Counter(
     "salesdesk_lane_refused_total", "Requests answered 503 after waiting too long", ["lane"]
 )
+ABANDONED = Counter(
+    "salesdesk_lane_abandoned_total",
+    "Requests not run because their client left while they waited",
+    ["lane"],
+)
 
 
 class Lane:
     """At most ``size`` requests at once (``size`` 0: no bound); the others wait their turn
-    in order of arrival, for at most ``wait_seconds``."""
+    in order of arrival, for at most ``wait_seconds``. A request that waited at least
+    ``check_client_after`` seconds is worth asking whether its client is still there
+    (``stale``): a client that gave up will not read the answer."""
 
-    def __init__(self, name: str, size: int, wait_seconds: float) -> None:
+    def __init__(
+        self, name: str, size: int, wait_seconds: float, check_client_after: float = 1.0
+    ) -> None:
         self.name = name
         self.size = size
         self.wait_seconds = wait_seconds
+        self.check_client_after = check_client_after
         self._places = asyncio.Semaphore(size) if size > 0 else None
         self._waiting = WAITING.labels(name)
         self._running = RUNNING.labels(name)
         self._refused = REFUSED.labels(name)
+        self._abandoned = ABANDONED.labels(name)
 
     @asynccontextmanager
-    async def place(self) -> AsyncIterator[None]:
+    async def place(self) -> AsyncIterator[bool]:
+        """Hold a place while the block runs; the block is told whether it waited long
+        enough (``check_client_after``) to ask if its client is still there."""
         places = self._places
         if places is None:
-            yield
+            yield False
             return
+        stale = False
         if places.locked():
+            began = time.monotonic()
             self._waiting.inc()
             try:
                 async with asyncio.timeout(self.wait_seconds):
@@ -63,11 +79,16 @@ class Lane:
                 ) from None
             finally:
                 self._waiting.dec()
+            stale = time.monotonic() - began >= self.check_client_after
         else:
             await places.acquire()  # a free place: taken at once, no timer set
         self._running.inc()
         try:
-            yield
+            yield stale
         finally:
             self._running.dec()
             places.release()
+
+    def abandoned(self) -> None:
+        """Count a request dropped after its wait because its client had gone."""
+        self._abandoned.inc()

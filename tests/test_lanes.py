@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
+from typing import Any
 
 import httpx
 import pytest
@@ -115,6 +116,102 @@ async def test_a_report_that_fails_gives_its_place_back(database: Database) -> N
         fine = await client.get(SUMMARY, headers=org.director.headers)
         assert fine.status_code == 200, fine.text
         assert await metric(client, "salesdesk_lane_running") == 0
+
+
+def asgi_get(path: str, token: str) -> dict[str, Any]:
+    """The ASGI scope of an authenticated GET, as uvicorn would pass it."""
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(b"host", b"testserver"), (b"authorization", f"Bearer {token}".encode())],
+        "client": ("127.0.0.1", 50000),
+        "server": ("testserver", 80),
+        "state": {},
+    }
+
+
+async def test_a_report_whose_client_left_while_it_waited_is_not_run(
+    database: Database,
+) -> None:
+    org = await make_org(database)
+    app = lane_app(database, wait_seconds=30)
+    # Every wait counts as long enough to ask (the app's lane asks after a second's wait).
+    lane = app.state.report_lane = Lane("reports", 1, wait_seconds=30, check_client_after=0)
+    still_there = asyncio.Event()  # never set: a client waiting for its answer
+
+    async def gone() -> dict[str, Any]:
+        return {"type": "http.disconnect"}
+
+    async def present() -> dict[str, Any]:
+        if not sent_body:
+            sent_body.append(True)
+            return {"type": "http.request", "body": b"", "more_body": False}
+        await still_there.wait()
+        return {"type": "http.disconnect"}
+
+    sent_body: list[bool] = []
+    answers: dict[str, list[dict[str, Any]]] = {"gone": [], "present": []}
+
+    def sender(name: str) -> Callable[[dict[str, Any]], Awaitable[None]]:
+        async def send(message: dict[str, Any]) -> None:
+            answers[name].append(message)
+
+        return send
+
+    async with client_for(app) as client:
+        abandoned_before = await metric(client, "salesdesk_lane_abandoned_total")
+        waiting_before = await metric(client, "salesdesk_lane_waiting")
+        scope = asgi_get(SUMMARY, org.east_manager.token)
+        async with lane.place():
+            calls = [
+                asyncio.create_task(app(dict(scope), gone, sender("gone"))),
+                asyncio.create_task(app(dict(scope), present, sender("present"))),
+            ]
+
+            async def both_wait() -> bool:
+                return await metric(client, "salesdesk_lane_waiting") == waiting_before + 2
+
+            await until(both_wait)
+        await asyncio.gather(*calls)
+        assert await metric(client, "salesdesk_lane_abandoned_total") == abandoned_before + 1
+    # The client that left got nothing run for it; the one still there got its summary.
+    assert answers["gone"][0]["status"] == 499
+    assert answers["present"][0]["status"] == 200
+    assert b'"scope":"region"' in b"".join(m.get("body", b"") for m in answers["present"])
+
+
+async def test_after_a_short_wait_the_client_is_not_asked(database: Database) -> None:
+    """Asking costs a read of the connection, too much to pay after every wait in a storm:
+    a report that waited less than ``check_client_after`` runs without asking."""
+    org = await make_org(database)
+    app = lane_app(database, wait_seconds=30)
+    lane = app.state.report_lane = Lane("reports", 1, wait_seconds=30, check_client_after=60)
+    answers: list[dict[str, Any]] = []
+
+    async def gone() -> dict[str, Any]:
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        answers.append(message)
+
+    async with client_for(app) as client:
+        waiting_before = await metric(client, "salesdesk_lane_waiting")
+        async with lane.place():
+            call = asyncio.create_task(app(asgi_get(SUMMARY, org.east_manager.token), gone, send))
+
+            async def it_waits() -> bool:
+                return await metric(client, "salesdesk_lane_waiting") == waiting_before + 1
+
+            await until(it_waits)
+        await call
+    assert answers[0]["status"] == 200
 
 
 async def test_waiting_reports_go_in_order_of_arrival() -> None:
