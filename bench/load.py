@@ -463,6 +463,13 @@ def _profiled_run(
 # The run ------------------------------------------------------------------------------
 
 
+def latencies(runs: list[Result]) -> tuple[float, float, int]:
+    """The median run's p50 and the worst run's p99, in milliseconds, and the runs' errors."""
+    p50 = sorted(r.data["p50_us"] for r in runs)[len(runs) // 2] / 1000
+    p99 = max(r.data["p99_us"] for r in runs) / 1000
+    return p50, p99, sum(r.errors for r in runs)
+
+
 def _table(results: list[Result], routes: list[Route], fixed_rate: bool, connections: int) -> str:
     by: dict[tuple[str, str], list[Result]] = collections.defaultdict(list)
     verdicts: list[str] = []  # the p99 goal, route by route (the app's runs)
@@ -478,9 +485,7 @@ def _table(results: list[Result], routes: list[Route], fixed_rate: bool, connect
             if not runs:
                 continue
             rps = sum(r.rps for r in runs) / len(runs)
-            p50 = sorted(r.data["p50_us"] for r in runs)[len(runs) // 2] / 1000
-            p99 = max(r.data["p99_us"] for r in runs) / 1000
-            errors = sum(r.errors for r in runs)
+            p50, p99, errors = latencies(runs)
             cpu = sorted(r.cpu_ms for r in runs)[len(runs) // 2]
             each = ", ".join(f"{r.rps:.0f}" for r in runs)
             rows.append(

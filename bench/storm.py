@@ -28,6 +28,7 @@ from bench.load import (
     Result,
     find_wrk,
     generator_result,
+    latencies,
     prepare_fixture,
     start_generator,
     start_server,
@@ -124,9 +125,7 @@ def main() -> None:
         for route in ("summary", "read_one"):
             runs = [r for r in results if r.target == f"lane {lane}" and r.route == route]
             rps = ", ".join(f"{r.rps:.0f}" for r in runs)
-            p50 = sorted(r.data["p50_us"] for r in runs)[len(runs) // 2] / 1000
-            p99 = max(r.data["p99_us"] for r in runs) / 1000
-            errors = sum(r.errors for r in runs)
+            p50, p99, errors = latencies(runs)
             print(f"{lane:>5}  {route:<9} {rps:<22} {p50:8.1f} {p99:8.1f}  {errors}")
     print("p50: the median run's; p99: the worst run's; lane 0: no bound.")
     (OUT / "storm-results.json").write_text(
