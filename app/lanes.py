@@ -47,7 +47,6 @@ class Lane:
         self, name: str, size: int, wait_seconds: float, check_client_after: float = 1.0
     ) -> None:
         self.name = name
-        self.size = size
         self.wait_seconds = wait_seconds
         self.check_client_after = check_client_after
         self._places = asyncio.Semaphore(size) if size > 0 else None

@@ -45,13 +45,18 @@ async def metric(client: httpx.AsyncClient, name: str) -> float:
     return sample((await client.get("/metrics")).text, name, lane="reports")
 
 
-async def until(condition: Callable[[], Awaitable[bool]]) -> None:
-    """Wait (at most about five seconds) until ``condition`` holds."""
+async def until_waiting(client: httpx.AsyncClient, count: float) -> None:
+    """Wait (at most about five seconds) until ``count`` requests wait in the lane."""
     for _ in range(1000):
-        if await condition():
+        if await metric(client, "salesdesk_lane_waiting") == count:
             return
         await asyncio.sleep(0.005)
-    raise AssertionError("the condition never held")
+    raise AssertionError(f"{count} requests never waited in the lane")
+
+
+async def gone() -> dict[str, Any]:
+    """An ASGI ``receive`` of a client that has left."""
+    return {"type": "http.disconnect"}
 
 
 async def test_a_report_waits_for_a_place_while_other_routes_answer(database: Database) -> None:
@@ -63,11 +68,7 @@ async def test_a_report_waits_for_a_place_while_other_routes_answer(database: Da
         async with lane.place():  # the lane's only place
             waiting_before = await metric(client, "salesdesk_lane_waiting")
             report = asyncio.create_task(client.get(SUMMARY, headers=org.east_manager.headers))
-
-            async def report_waits() -> bool:
-                return await metric(client, "salesdesk_lane_waiting") == waiting_before + 1
-
-            await until(report_waits)
+            await until_waiting(client, waiting_before + 1)
             assert not report.done()
             # Everything else is outside the lane: reads, writes, lists answer meanwhile.
             read = await client.get(
@@ -146,9 +147,6 @@ async def test_a_report_whose_client_left_while_it_waited_is_not_run(
     lane = app.state.report_lane = Lane("reports", 1, wait_seconds=30, check_client_after=0)
     still_there = asyncio.Event()  # never set: a client waiting for its answer
 
-    async def gone() -> dict[str, Any]:
-        return {"type": "http.disconnect"}
-
     async def present() -> dict[str, Any]:
         if not sent_body:
             sent_body.append(True)
@@ -174,11 +172,7 @@ async def test_a_report_whose_client_left_while_it_waited_is_not_run(
                 asyncio.create_task(app(dict(scope), gone, sender("gone"))),
                 asyncio.create_task(app(dict(scope), present, sender("present"))),
             ]
-
-            async def both_wait() -> bool:
-                return await metric(client, "salesdesk_lane_waiting") == waiting_before + 2
-
-            await until(both_wait)
+            await until_waiting(client, waiting_before + 2)
         await asyncio.gather(*calls)
         assert await metric(client, "salesdesk_lane_abandoned_total") == abandoned_before + 1
     # The client that left got nothing run for it; the one still there got its summary.
@@ -195,9 +189,6 @@ async def test_after_a_short_wait_the_client_is_not_asked(database: Database) ->
     lane = app.state.report_lane = Lane("reports", 1, wait_seconds=30, check_client_after=60)
     answers: list[dict[str, Any]] = []
 
-    async def gone() -> dict[str, Any]:
-        return {"type": "http.disconnect"}
-
     async def send(message: dict[str, Any]) -> None:
         answers.append(message)
 
@@ -205,11 +196,7 @@ async def test_after_a_short_wait_the_client_is_not_asked(database: Database) ->
         waiting_before = await metric(client, "salesdesk_lane_waiting")
         async with lane.place():
             call = asyncio.create_task(app(asgi_get(SUMMARY, org.east_manager.token), gone, send))
-
-            async def it_waits() -> bool:
-                return await metric(client, "salesdesk_lane_waiting") == waiting_before + 1
-
-            await until(it_waits)
+            await until_waiting(client, waiting_before + 1)
         await call
     assert answers[0]["status"] == 200
 
