@@ -189,11 +189,13 @@ _FOLLOW_UP_COLUMNS = (
 )
 _KINDS = {"call", "email", "visit", "meeting", "return_visit", "other"}
 _STATUSES = {"planned", "done"}
-# The customer with the department's cadence for its class, in one query.
+# The customer with the department's cadence for its class (the handbook's until the
+# director saves the settings), in one query.
 _CUSTOMER_FOR_FOLLOW_UP = (
     "SELECT c.id, c.owner_id, c.region_id, c.version, c.last_follow_up_at, c.follow_up_due_at,"
-    " (SELECT (s.data->'follow_up_cadence_days'->>c.classification)::int"
-    "  FROM department_settings s LIMIT 1) AS cadence"
+    " coalesce((SELECT (s.data->'follow_up_cadence_days'->>c.classification)::int"
+    "  FROM department_settings s LIMIT 1),"
+    "  CASE c.classification WHEN 'A' THEN 7 WHEN 'B' THEN 14 ELSE 30 END) AS cadence"
     " FROM customers c WHERE c.id = $1 AND c.deleted_at IS NULL"
 )
 _AUDIT = (
