@@ -11,9 +11,10 @@ move an opportunity one stage, the performance summary. ``--profile`` adds one r
 under py-spy (not counted) and writes where the time went to ``var/bench/``. ``--rate R``
 sends R requests a second instead of each connection's next as soon as its last is answered
 (an open loop, through ``bench/loadgen.py``): the latencies at a given load rather than at
-saturation. Every route but the summary runs against both apps (the minimal app has the
-least implementation of each); the table ends with each such route's throughput and CPU
-ratios and, route by route, whether its p99 met 50 ms, beside the minimal app's.
+saturation. Every route runs against both apps (the minimal app has the least
+implementation of each; for the summary, the app's own statement, captured from one request
+by ``bench.summary_statements``); the table ends with each route's throughput and CPU
+ratios and whether its p99 met 50 ms, beside the minimal app's.
 
 wrk comes from Debian; when it is missing the script installs it if it runs as root with
 apt-get, else it falls back to ``bench/loadgen.py`` (Python, slower: it says so).
@@ -69,14 +70,14 @@ class Route:
     targets: tuple[str, ...] = ("salesdesk",)
 
 
-# Every route but the summary has its least implementation in bench/minimal_app.py.
+# Every route has its least implementation in bench/minimal_app.py.
 BOTH = ("salesdesk", "minimal")
 ROUTES = [
     Route("read_one", "read one customer", "rep", BOTH),
     Route("list_50", "list 50 customers", "rep", BOTH),
     Route("create_follow_up", "create a follow-up", "rep", BOTH),
     Route("move_stage", "move an opportunity one stage", "rep", BOTH),
-    Route("summary", "performance summary", "manager"),
+    Route("summary", "performance summary", "manager", BOTH),
 ]
 
 
@@ -287,12 +288,26 @@ def serve(
 def start_server(
     target: str, url: str, port: int, settings: dict[str, str] | None = None
 ) -> subprocess.Popen[bytes]:
-    """``salesdesk`` or ``minimal`` on ``port``; ``settings``: more SALESDESK_ variables."""
+    """``salesdesk`` or ``minimal`` on ``port``; ``settings``: more environment variables."""
     env = {**bench_env(url), **(settings or {})}
     if target == "salesdesk":
         return serve(target, port, ["--factory", "app.main:create_app"], env)
     env["BENCH_MINIMAL_DSN"] = plain_dsn(url)
     return serve(target, port, ["--log-level", "warning", "bench.minimal_app:app"], env)
+
+
+def capture_summary(fixture: Fixture) -> Path:
+    """The app's statements for the East manager's summary (``bench.summary_statements``,
+    in a process with the served app's environment), for the minimal app's twin."""
+    out = OUT / "summary-statements.pickle"
+    subprocess.run(
+        [sys.executable, "-m", "bench.summary_statements", str(out), fixture.tokens["manager"]],
+        cwd=ROOT,
+        env=bench_env(fixture.url),
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    return out
 
 
 def _cpu_seconds(process: subprocess.Popen[bytes]) -> float:
@@ -564,7 +579,11 @@ def main() -> None:
     )
 
     ports = {"salesdesk": APP_PORT, "minimal": MINIMAL_PORT}
-    servers = {target: start_server(target, fixture.url, port) for target, port in ports.items()}
+    twin = {"BENCH_MINIMAL_SUMMARY": str(capture_summary(fixture))}
+    servers = {
+        "salesdesk": start_server("salesdesk", fixture.url, APP_PORT),
+        "minimal": start_server("minimal", fixture.url, MINIMAL_PORT, twin),
+    }
     results: list[Result] = []
     try:
         # Warm both (connection pools, caches) before anything counts.

@@ -1,4 +1,4 @@
-"""The least any implementation of four of Salesdesk's routes must do, as a yardstick.
+"""The least any implementation of the load benchmark's routes must do, as a yardstick.
 
 Starlette and an asyncpg pool; every route verifies the HS256 access token with python-jose
 (the key the real app uses), keeps to the caller's scope, and answers the same JSON fields
@@ -25,22 +25,34 @@ side when this was written), by hand, in as few statements as that takes.
   stamp of its earlier changes for the funnel and when it entered its stage (one
   statement), then one statement that moves it (with its version), adds its stage change,
   its audit entry and the ``opportunity.stage_changed`` event, then the commit.
+- ``GET /api/v1/performance/summary``: the app's own statement for the East manager's
+  summary (``BENCH_MINIMAL_SUMMARY``, a pickle ``bench.summary_statements`` writes), its
+  rows out as JSON, at most four at a time (``BENCH_MINIMAL_REPORTS``, 0 for no bound), as
+  the app's reports lane lets run. The figures' SQL is a report's substance, so this is the
+  floor under the app's summary: the same database work, without the framework, the ORM or
+  the arithmetic that turns the rows into figures.
+
+The pool's connections keep PostgreSQL's defaults (the app's plan every statement for its
+values; at this data's size PostgreSQL does so for the summary's statement anyway).
 
     SALESDESK_SECRET_KEY=… BENCH_MINIMAL_DSN=postgresql://… uvicorn bench.minimal_app:app
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import itertools
 import json
 import logging
 import os
+import pickle
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -396,6 +408,36 @@ async def move_opportunity(request: Request) -> Response:
     return JSONResponse(shown, headers={"ETag": f'"{shown["version"]}"'})
 
 
+# The summary: the app's own statements for the East manager's summary, as captured by
+# ``bench.summary_statements`` (a report's SQL is the least any implementation must send),
+# run as they are, at most as many at once as the app's reports lane lets run.
+_SUMMARY_FILE = os.environ.get("BENCH_MINIMAL_SUMMARY")
+_SUMMARY: list[tuple[str, list[Any]]] = (
+    pickle.loads(Path(_SUMMARY_FILE).read_bytes()) if _SUMMARY_FILE else []
+)
+_REPORTS = asyncio.Semaphore(int(os.environ.get("BENCH_MINIMAL_REPORTS", "4")) or 1_000_000)
+
+
+def _plain(value: Any) -> Any:
+    """What orjson writes for what asyncpg answers inside a row's arrays of records."""
+    if isinstance(value, asyncpg.Record):
+        return list(value.values())
+    return str(value)  # Decimal, asyncpg's UUID
+
+
+async def summary(request: Request) -> Response:
+    _actor(request)
+    if not _SUMMARY:
+        return _problem(404, "not_found")
+    assert _pool is not None
+    async with _REPORTS, _pool.acquire() as connection:
+        answers = [await connection.fetch(sql, *arguments) for sql, arguments in _SUMMARY]
+    rows = [[list(row.values()) for row in rows] for rows in answers]
+    return Response(
+        orjson.dumps(rows, default=_plain, option=_UTC_Z), media_type="application/json"
+    )
+
+
 async def healthz(_: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
@@ -413,6 +455,7 @@ async def lifespan(_: Starlette) -> AsyncIterator[None]:
 app = Starlette(
     routes=[
         Route("/api/v1/customers", customers),
+        Route("/api/v1/performance/summary", summary),
         Route("/api/v1/customers/{customer_id}", customer),
         Route("/api/v1/follow-ups", create_follow_up, methods=["POST"]),
         Route(
