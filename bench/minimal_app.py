@@ -75,11 +75,20 @@ _COLUMNS = (
     "classification_reason, classified_by_id, classified_at, status, owner_id, region_id, "
     "last_follow_up_at, follow_up_due_at"
 )
-_SCOPE = {
-    "director": "",
-    "regional_manager": " AND region_id = $2",
-    "rep": " AND owner_id = $2",
-}
+
+
+def _scope(prefix: str, param: int) -> dict[str, str]:
+    """By role, the condition that keeps a query to the caller's rows (``prefix``: the
+    table's alias and a dot, or nothing), its value the ``param``-th argument."""
+    return {
+        "director": "",
+        "regional_manager": f" AND {prefix}region_id = ${param}",
+        "rep": f" AND {prefix}owner_id = ${param}",
+    }
+
+
+_SCOPE = _scope("", 2)  # after the row's id
+_PAGE_SCOPE = _scope("", 1)
 _pool: asyncpg.Pool | None = None
 _log = logging.getLogger("bench.minimal_app")
 _UTC_Z = orjson.OPT_UTC_Z
@@ -169,9 +178,8 @@ async def customers(request: Request) -> Response:
         return _problem(422, "validation_failed")
     if not 1 <= limit <= 200:
         return _problem(422, "validation_failed")
-    scope = _SCOPE[role].replace("$2", "$1")
     sql = (
-        f"SELECT {_COLUMNS} FROM customers WHERE deleted_at IS NULL{scope}"
+        f"SELECT {_COLUMNS} FROM customers WHERE deleted_at IS NULL{_PAGE_SCOPE[role]}"
         f" ORDER BY created_at DESC, id DESC LIMIT {limit + 1}"
     )
     assert _pool is not None
@@ -192,13 +200,16 @@ async def customers(request: Request) -> Response:
     return Response(body, media_type="application/json")
 
 
-# FollowUpRead's fields (the answer and the event's data), then the scope's copies.
-_FOLLOW_UP_COLUMNS = (
+# FollowUpRead's fields (the answer and the event's data).
+_FOLLOW_UP_ANSWER = (
     *("id", "version", "created_at", "updated_at", "customer_id", "owner_id", "kind"),
     *("status", "due_at", "occurred_at", "summary", "outcome", "next_follow_up_at"),
     *("opportunity_id", "contract_id", "complaint_id", "satisfaction"),
-    *("customer_owner_id", "customer_region_id"),
 )
+# The row: the answer's fields, then the copies of the customer's owner and region (scope).
+_SCOPE_COPIES = ("customer_owner_id", "customer_region_id")
+_FOLLOW_UP_COLUMNS = (*_FOLLOW_UP_ANSWER, *_SCOPE_COPIES)
+_FOLLOW_UP_SCOPE = _scope("c.", 2)
 _KINDS = {"call", "email", "visit", "meeting", "return_visit", "other"}
 _STATUSES = {"planned", "done"}
 # The customer with the department's cadence for its class (the handbook's until the
@@ -284,9 +295,7 @@ async def create_follow_up(request: Request) -> Response:
         customer_id = uuid.UUID(body["customer_id"])
     except (ValueError, KeyError, TypeError):
         return _problem(422, "validation_failed")
-    sql = _CUSTOMER_FOR_FOLLOW_UP + _SCOPE[role].replace("region_id", "c.region_id").replace(
-        "owner_id", "c.owner_id"
-    )
+    sql = _CUSTOMER_FOR_FOLLOW_UP + _FOLLOW_UP_SCOPE[role]
     args: list[Any] = [customer_id] if role == "director" else [customer_id, scope_value]
     assert _pool is not None
     async with _pool.acquire() as connection, connection.transaction():
@@ -298,8 +307,9 @@ async def create_follow_up(request: Request) -> Response:
             row = _new_follow_up(body, user_id, found, now)
         except (ValueError, TypeError):
             return _problem(422, "validation_failed")
-        shown = {key: _jsonable(row[key]) for key in _FOLLOW_UP_COLUMNS[:17]}
-        snapshot = json.dumps({key: _jsonable(value) for key, value in row.items()})
+        shown = {key: _jsonable(row[key]) for key in _FOLLOW_UP_ANSWER}
+        copies = {key: _jsonable(row[key]) for key in _SCOPE_COPIES}
+        snapshot = json.dumps({**shown, **copies})
         region = found["region_id"]
         values: list[Any] = [uuid.uuid4(), now, uuid.UUID(user_id), row["id"], found["owner_id"]]
         values += [region, json.dumps(shown), *row.values(), uuid.uuid4(), region, snapshot]
@@ -332,8 +342,7 @@ _OPPORTUNITY_COLUMNS = (
     *("expected_close_date", "probability", "source", "needs_summary", "next_follow_up_at"),
     *("stage", "owner_id", "region_id", "lost_reason", "won_at", "closed_at"),
 )
-_OPPORTUNITY_SCOPE = {"director": "", "regional_manager": " AND o.region_id = $4"}
-_OPPORTUNITY_SCOPE["rep"] = " AND o.owner_id = $4"
+_OPPORTUNITY_SCOPE = _scope("o.", 4)
 # $1 the opportunity, $2 the stages whose changes the move stamps, $3 the time, $4 the scope.
 _OPPORTUNITY_FOR_MOVE = (
     "WITH stamped AS (UPDATE state_changes SET next_state_at = $3"
