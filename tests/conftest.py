@@ -26,7 +26,7 @@ os.environ["SALESDESK_LOG_LEVEL"] = "WARNING"
 os.environ.setdefault("SALESDESK_RATE_LIMIT_ENABLED", "false")
 
 import httpx  # noqa: E402
-from sqlalchemy import inspect, text  # noqa: E402
+from sqlalchemy import event, inspect, text  # noqa: E402
 from sqlmodel import SQLModel  # noqa: E402
 
 from app import reads  # noqa: E402
@@ -114,3 +114,18 @@ def sent() -> Iterator[list[str]]:
     reads.OBSERVERS.append(observe)
     yield seen
     reads.OBSERVERS.remove(observe)
+
+
+@pytest.fixture
+def executed(database: Database) -> Iterator[list[str]]:
+    """The SQL of every statement the tests' engine executes during the test (the sessions'
+    and Core's; a Read's pass it by, see ``sent``); clear it once the test's set-up is done."""
+    seen: list[str] = []
+
+    def observe(_conn: Any, _cursor: Any, statement: str, *_rest: Any) -> None:
+        seen.append(statement)
+
+    engine = database.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", observe)
+    yield seen
+    event.remove(engine, "before_cursor_execute", observe)

@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import event, select, update
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from alembic import command
@@ -314,39 +314,36 @@ async def test_events_share_the_fate_of_their_transaction(database: Database, or
     assert data["test.first"] == {"n": 1} and data["test.after_last_flush"] == {"n": 2}
 
 
-async def test_a_transactions_rows_go_together_at_its_commit(database: Database, org: Org) -> None:
+async def test_a_transactions_rows_go_together_at_its_commit(
+    database: Database, org: Org, executed: list[str]
+) -> None:
     """A service's flush leaves the audit entries it queued for the commit, where they go
     with the events recorded after it: in one statement on PostgreSQL, one a table on
     SQLite; each event in the order recorded."""
-    inserts: list[str] = []
 
-    def seen(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        if statement.lstrip().startswith(("INSERT", "WITH")):
-            inserts.append(statement)
+    def inserts() -> list[str]:
+        return [sql for sql in executed if sql.lstrip().startswith(("INSERT", "WITH"))]
 
     def tables(statements: list[str]) -> list[str]:
         return [statement.split("(")[0].split()[-1] for statement in statements]
 
-    engine = database.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", seen)
-    try:
-        async with database.session() as session, session.begin():
-            session.info["actor_id"] = org.director.id
-            region = Region(name="West")
-            session.add(region)
-            await session.flush()
-            events.record(session, "test.first", region, {"n": 1})
-            events.record(session, "test.second", region, {"n": 2})
-            written_at_flush = list(inserts)
-            inserts.clear()
-    finally:
-        event.remove(engine, "before_cursor_execute", seen)
+    executed.clear()
+    async with database.session() as session, session.begin():
+        session.info["actor_id"] = org.director.id
+        region = Region(name="West")
+        session.add(region)
+        await session.flush()
+        events.record(session, "test.first", region, {"n": 1})
+        events.record(session, "test.second", region, {"n": 2})
+        written_at_flush = inserts()
+        executed.clear()
+    written_at_commit = inserts()
     assert tables(written_at_flush) == ["regions"]
     if IS_POSTGRES:
-        (statement,) = inserts
+        (statement,) = written_at_commit
         assert "INSERT INTO audit_log" in statement and "INSERT INTO events" in statement
     else:
-        assert tables(inserts) == ["audit_log", "events"]
+        assert tables(written_at_commit) == ["audit_log", "events"]
     async with database.session(write=False) as session:
         entry = await session.scalar(select(AuditEntry).where(AuditEntry.entity_id == region.id))
         written = (

@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import event, text
+from sqlalchemy import text
 
 from app.callers import CHANNEL, LISTENER_NAME, CallerCache, listen
 from app.config import get_settings
@@ -51,16 +51,9 @@ async def _listening(database: Database, **options: Any) -> AsyncIterator[asynci
     assert not database.callers.listening
 
 
-def _caller_reads(database: Database) -> list[str]:
-    """The statements that read a caller (with the settings) from now on."""
-    seen: list[str] = []
-
-    @event.listens_for(database.engine.sync_engine, "before_cursor_execute")
-    def _seen(_conn: Any, _cursor: Any, statement: str, *_rest: Any) -> None:
-        if "FROM users LEFT OUTER JOIN department_settings" in statement:
-            seen.append(statement)
-
-    return seen
+def _caller_reads(executed: list[str]) -> int:
+    """How many of the statements executed read a caller (with the settings)."""
+    return sum("FROM users LEFT OUTER JOIN department_settings" in sql for sql in executed)
 
 
 @pytest.fixture
@@ -90,14 +83,14 @@ def remembering(database: Database) -> Iterator[CallerCache]:
 
 
 async def test_a_caller_is_read_once_until_this_process_changes_it(
-    client: httpx.AsyncClient, database: Database, remembering: CallerCache
+    client: httpx.AsyncClient, database: Database, remembering: CallerCache, executed: list[str]
 ) -> None:
     org = await make_org(database)
     url = await _customer_url(database, org)
-    reads = _caller_reads(database)
+    executed.clear()  # what set-up read
     for _ in range(3):
         assert (await client.get(url, headers=org.east_rep1.headers)).status_code == 200
-    assert len(reads) == 1
+    assert _caller_reads(executed) == 1
     remembered = remembering.get(org.east_rep1.user.id)
     assert remembered is not None and remembered[0].region_id == org.east.id
 
@@ -109,7 +102,7 @@ async def test_a_caller_is_read_once_until_this_process_changes_it(
     assert remembering.get(org.east_rep1.user.id) is None
     assert (await client.get(url, headers=org.east_rep1.headers)).status_code == 401
     assert remembering.get(org.east_rep1.user.id) is None  # inactive: not remembered
-    assert len(reads) == 3  # the director's, then the rep's second look
+    assert _caller_reads(executed) == 3  # the director's, then the rep's second look
 
 
 async def test_a_change_is_forgotten_at_once_after_the_engine_was_disposed(
@@ -222,11 +215,11 @@ async def test_another_process_forgets_when_postgres_delivers_the_notice(
 
 @postgres_only
 async def test_nothing_is_trusted_while_the_listener_is_down(
-    client: httpx.AsyncClient, database: Database
+    client: httpx.AsyncClient, database: Database, executed: list[str]
 ) -> None:
     org = await make_org(database)
     url = await _customer_url(database, org)
-    reads = _caller_reads(database)
+    executed.clear()  # what set-up read
     async with _listening(database, retry_seconds=0.3, check_seconds=0.2):
         assert (await client.get(url, headers=org.east_rep1.headers)).status_code == 200
         assert database.callers.get(org.east_rep1.user.id) is not None
@@ -248,15 +241,15 @@ async def test_nothing_is_trusted_while_the_listener_is_down(
                 text("UPDATE users SET is_active = false WHERE id = :id"),
                 {"id": org.east_rep1.user.id},
             )
-        count = len(reads)
+        count = _caller_reads(executed)
         assert (await client.get(url, headers=org.east_rep1.headers)).status_code == 401
-        assert len(reads) == count + 1
+        assert _caller_reads(executed) == count + 1
         # Connected again, it starts from nothing and remembers anew.
         await _eventually(lambda: database.callers.listening)
         rep2 = org.east_rep2
         for _ in range(2):
             assert (await client.get("/api/v1/customers", headers=rep2.headers)).status_code == 200
-        assert len(reads) == count + 2
+        assert _caller_reads(executed) == count + 2
 
 
 async def test_a_read_that_began_before_a_change_is_not_remembered() -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import event, func, select, update
+from sqlalchemy import func, select, update
 
 from app.db import Database
 from app.idempotency import purge_expired
@@ -287,7 +287,9 @@ async def test_purge_drops_only_expired_keys(
         assert (await session.scalars(select(IdempotencyRecord.key))).all() == ["new"]
 
 
-async def test_purge_goes_in_batches_until_nothing_expired_is_left(database: Database) -> None:
+async def test_purge_goes_in_batches_until_nothing_expired_is_left(
+    database: Database, executed: list[str]
+) -> None:
     old = utcnow() - timedelta(hours=25)
     async with database.session() as session, session.begin():
         for n in range(7):
@@ -295,17 +297,9 @@ async def test_purge_goes_in_batches_until_nothing_expired_is_left(database: Dat
                 IdempotencyRecord(principal="p", key=f"old-{n}", request_digest="d", created_at=old)
             )
         session.add(IdempotencyRecord(principal="p", key="fresh", request_digest="d"))
-    deletes: list[str] = []
-
-    def seen(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        if statement.lstrip().upper().startswith("DELETE"):
-            deletes.append(statement)
-
-    event.listen(database.engine.sync_engine, "before_cursor_execute", seen)
-    try:
-        assert await purge_expired(database, batch=3) == 7
-    finally:
-        event.remove(database.engine.sync_engine, "before_cursor_execute", seen)
+    executed.clear()
+    assert await purge_expired(database, batch=3) == 7
+    deletes = [sql for sql in executed if sql.lstrip().upper().startswith("DELETE")]
     # Batches of 3, 3 and 1: the last, short, says nothing expired is left.
     assert len(deletes) == 3
     async with database.session(write=False) as session:

@@ -11,7 +11,7 @@ from decimal import Decimal
 
 import httpx
 import pytest
-from sqlalchemy import event, update
+from sqlalchemy import update
 
 from app import main, security
 from app.db import Database
@@ -176,7 +176,7 @@ async def test_the_summary_and_leaderboard_send_their_figures_in_one_statement(
 
 @pytest.mark.skipif(not IS_POSTGRES, reason="PostgreSQL runs an UPDATE in a WITH")
 async def test_a_move_reads_when_its_stage_began_and_stamps_the_stay_before_in_one_statement(
-    client: httpx.AsyncClient, database: Database, sent: list[str]
+    client: httpx.AsyncClient, database: Database, sent: list[str], executed: list[str]
 ) -> None:
     """The move from lead to contacted closes the stay in lead (``next_state_at``) and needs
     the time that stay began: one statement. ``tests/test_report_scope.py`` checks the
@@ -189,18 +189,11 @@ async def test_a_move_reads_when_its_stage_began_and_stamps_the_stay_before_in_o
         answer = await client.post(path, json=body, headers=org.east_rep1.headers)
         assert answer.status_code == 200, answer.text
     sent.clear()
-
-    def observe_session(_conn: object, _cursor: object, sql: str, *_rest: object) -> None:
-        sent.append(sql)  # the statements of the session, beside the Reads'
-
-    engine = database.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", observe_session)
-    try:
-        moved = await client.post(path, json={"to": "contacted"}, headers=org.east_rep1.headers)
-    finally:
-        event.remove(engine, "before_cursor_execute", observe_session)
+    executed.clear()
+    moved = await client.post(path, json={"to": "contacted"}, headers=org.east_rep1.headers)
     assert moved.status_code == 200, moved.text
-    touching = [sql for sql in sent if "state_changes" in sql]
+    # The Reads' statements, then the session's.
+    touching = [sql for sql in (*sent, *executed) if "state_changes" in sql]
     stamps = [sql for sql in touching if "UPDATE state_changes" in sql]
     assert len(stamps) == 1 and "max(state_changes.at)" in stamps[0]
     # Besides it, only the new change's INSERT (with the move's other queued rows).
