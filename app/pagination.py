@@ -217,8 +217,14 @@ async def paginate(
     page = keyset_page(stmt, sort=sort, sortable=sortable, id_column=id_column, cursor=cursor)
     result = await session.execute(page.limit(limit + 1))
     # A statement of one entity (or one column) answers its objects; one of several columns,
-    # its rows, which have the same attributes without an ORM object built for each.
-    rows = result.scalars().all() if len(stmt.column_descriptions) == 1 else result.all()
-    return cut_page(
-        rows, limit, sort, lambda last: (getattr(last, column.key), getattr(last, id_column.key))
-    )
+    # its rows, which have the same attributes without an ORM object built for each; an
+    # entity and columns beside it (the names it shows), rows that start with the object.
+    descriptions = stmt.column_descriptions
+    rows = result.scalars().all() if len(descriptions) == 1 else result.all()
+    entity_first = len(descriptions) > 1 and isinstance(descriptions[0]["expr"], type)
+
+    def key(last: Any) -> tuple[Any, Any]:
+        holder = last[0] if entity_first else last
+        return getattr(holder, column.key), getattr(holder, id_column.key)
+
+    return cut_page(rows, limit, sort, key)

@@ -81,7 +81,7 @@ async def follow_ups_create(
 ) -> FollowUpRead:
     follow_up = await service.create_follow_up(session, actor, body)
     created(response, f"/api/v1/follow-ups/{follow_up.id}", follow_up.version)
-    return FollowUpRead.model_validate(follow_up)
+    return await service.to_read(session, follow_up)
 
 
 @router.get("/{follow_up_id}", summary="Get a follow-up", responses=ok_with_etag())
@@ -90,7 +90,7 @@ async def follow_ups_get(
 ) -> FollowUpRead:
     follow_up = await service.get_follow_up(session, actor, follow_up_id)
     with_etag(response, follow_up.version)
-    return FollowUpRead.model_validate(follow_up)
+    return await service.to_read(session, follow_up)
 
 
 @router.patch(
@@ -106,7 +106,7 @@ async def follow_ups_update(
 ) -> FollowUpRead:
     follow_up = await service.update_follow_up(session, actor, follow_up_id, body, expected)
     with_etag(response, follow_up.version)
-    return FollowUpRead.model_validate(follow_up)
+    return await service.to_read(session, follow_up)
 
 
 @router.delete(

@@ -110,7 +110,7 @@ async def opportunities_create(
 async def opportunities_get(
     session: SessionDep, actor: Reader, opportunity_id: uuid.UUID, response: Response
 ) -> OpportunityRead:
-    opp = await service.get_opportunity(session, actor, opportunity_id)
+    opp = await service.get_opportunity(session, actor, opportunity_id, shown=True)
     return await _answer(session, opp, response)
 
 

@@ -28,7 +28,7 @@ from app.models.types import utcnow
 from app.pagination import cut_page, keyset_page, keyset_params, keyset_template, paginate
 from app.permissions import Actor, scope_params
 from app.reads import Read
-from app.services import department
+from app.services import department, names
 from app.services.common import answer_columns, in_scope, in_scope_template, read_in_scope
 
 _READ_COLUMNS = answer_columns(Customer, CustomerRead)
@@ -82,7 +82,8 @@ def effective_status(
 
 async def to_read(session: AsyncSession, customer: Customer) -> CustomerRead:
     settings = await department.load(session)
-    read = CustomerRead.model_validate(customer)
+    shown = await names.names_for(session, CustomerRead, customer)
+    read = CustomerRead.model_validate({**customer.model_dump(), **shown})
     read.status = effective_status(settings, customer, utcnow())
     return read
 
