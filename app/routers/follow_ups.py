@@ -52,7 +52,9 @@ async def follow_ups_list(
         Timestamp | None, Query(alias="from", description="Occurred or due at or after.")
     ] = None,
     to: Annotated[Timestamp | None, Query(description="Occurred or due before.")] = None,
-    sort: Literal["created_at", "-created_at", "updated_at", "-updated_at"] = "-created_at",
+    sort: Literal[
+        "created_at", "-created_at", "updated_at", "-updated_at", "due_at", "-due_at"
+    ] = "-created_at",
     cursor: Cursor = None,
     limit: Limit = 50,
 ) -> Response:

@@ -35,7 +35,11 @@ from app.services.customers import (
     refresh_last_follow_up,
 )
 
-FOLLOW_UP_SORTS = {"created_at": FollowUp.created_at, "updated_at": FollowUp.updated_at}
+FOLLOW_UP_SORTS = {
+    "created_at": FollowUp.created_at,
+    "updated_at": FollowUp.updated_at,
+    "due_at": FollowUp.due_at,
+}
 _READ_COLUMNS = answer_columns(FollowUp, FollowUpRead)
 _READ_NAMES = check_plain(FollowUpRead)
 # Clocks of phones and laptops drift; a follow-up "done" a minute ahead is not in the future.

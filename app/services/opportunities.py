@@ -43,6 +43,7 @@ OPPORTUNITY_SORTS = {
     "created_at": Opportunity.created_at,
     "updated_at": Opportunity.updated_at,
     "amount": Opportunity.amount,
+    "expected_close_date": Opportunity.expected_close_date,
 }
 CLOSED = frozenset({Stage.WON.value, Stage.LOST.value})
 _NAME_COLUMNS = names.name_columns(Opportunity, OpportunityRead)
