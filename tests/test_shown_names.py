@@ -286,3 +286,43 @@ async def test_a_page_reads_its_names_in_its_own_statement(
         # Both names, where the rows have a customer, in that same statement.
         if collection != "customers":
             assert "AS customer_name" in naming[0], collection
+
+
+async def test_the_benchmarks_routes_read_names_without_a_statement_of_their_own(
+    client: httpx.AsyncClient, database: Database, sent: list[str], executed: list[str]
+) -> None:
+    """Read-one customer reads its owner's name in its one statement; a follow-up's answer
+    takes the names the request knows (the customer it read, the caller); a stage move reads
+    them in the statement that loads the opportunity."""
+    org = await make_org(database)
+    rep = org.east_rep1
+    opp = await make_opportunity(database, rep)
+    await client.get(f"{API}/auth/me", headers=rep.headers)  # the caller, remembered on PG
+    for collection in (f"customers/{opp.customer_id}", "customers"):
+        sent.clear()
+        executed.clear()
+        response = await client.get(f"{API}/{collection}", headers=rep.headers)
+        assert response.status_code == 200, response.text
+        reading = [sql for sql in (*sent, *executed) if "FROM customers" in sql]
+        assert len(reading) == 1 and "AS owner_name" in reading[0], collection
+
+    sent.clear()
+    executed.clear()
+    created = await client.post(
+        f"{API}/follow-ups",
+        json={"customer_id": str(opp.customer_id), "kind": "call"},
+        headers=rep.headers,
+    )
+    assert created.status_code == 201, created.text
+    assert created.json()["owner_name"] == name_of(rep)
+    names = ("AS owner_name", "AS customer_name")
+    assert [sql for sql in (*sent, *executed) if any(name in sql for name in names)] == []
+
+    sent.clear()
+    executed.clear()
+    moved = await client.post(
+        f"{API}/opportunities/{opp.id}/transitions", json={"to": "contacted"}, headers=rep.headers
+    )
+    assert moved.status_code == 200, moved.text
+    naming = [sql for sql in (*sent, *executed) if "AS owner_name" in sql]
+    assert len(naming) == 1 and "FROM opportunities" in naming[0]
