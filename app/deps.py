@@ -19,7 +19,7 @@ from app.models.people import Role, User
 from app.models.performance import SettingsRecord
 from app.permissions import Actor, Permission
 from app.security import AccessClaims, bearer_token, decode_access_token
-from app.services import department
+from app.services import department, names
 from app.services.department import SETTINGS_ID
 
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
@@ -75,6 +75,8 @@ class Caller(HTTPBearer):
         actor, settings = known
         department.use(session, settings)
         session.info["actor_id"] = actor.id
+        # What the caller writes and owns shows the caller's name: known without a query.
+        names.remember_user(session, actor.id, actor.full_name)
         if self.permission is not None and not actor.can(self.permission):
             raise Forbidden(f"Your role may not do this ({self.permission.value}).")
         return actor
@@ -90,7 +92,13 @@ async def _read_caller(
     user = row[0] if row is not None else None
     if user is None or not user.is_active:
         raise Unauthorized("The account is unknown or inactive.")
-    actor = Actor(id=user.id, role=Role(user.role), region_id=user.region_id, email=user.email)
+    actor = Actor(
+        id=user.id,
+        role=Role(user.role),
+        region_id=user.region_id,
+        email=user.email,
+        full_name=user.full_name,
+    )
     settings = department.parse(row[1] if row is not None else None)
     callers.remember(generation, actor, settings)
     return actor, settings

@@ -1,4 +1,11 @@
-"""Keyset pagination with opaque cursors, and the list envelope every list answers with."""
+"""Keyset pagination with opaque cursors, and the list envelope every list answers with.
+
+A page is ordered by its sort column, ties broken by id in the same direction. A column that
+may be empty (a follow-up's ``due_at``) puts its empty rows last in either direction, on
+PostgreSQL and SQLite alike (``NULLS LAST``; the two disagree by default), so a screen
+sorted by a date shows the rows that have one first; its cursor then holds null as the
+value, and the page after it goes on among the empty rows by id.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +16,10 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, Field
-from sqlalchemy import ColumnElement, Integer, Select, bindparam, tuple_
+from sqlalchemy import ColumnElement, Integer, Select, and_, bindparam, or_, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.types import TypeDecorator
@@ -57,6 +64,8 @@ def _decode_value(column: InstrumentedAttribute[Any], raw: Any) -> Any:
     """The cursor's value as the column's type. Anything the database could not compare
     (a time without a zone, a number out of range) is a ValueError here, hence a 400, rather
     than a driver error later."""
+    if raw is None and _nullable(column):
+        return None
     python_type = _python_type(column)
     if python_type is date:
         return date.fromisoformat(raw)
@@ -109,14 +118,26 @@ def _decode_cursor(
         ) from exc
 
 
+def _nullable(column: InstrumentedAttribute[Any]) -> bool:
+    return bool(column.nullable)
+
+
 def _after(
     column: InstrumentedAttribute[Any],
     id_column: InstrumentedAttribute[Any],
     descending: bool,
     bound: tuple[Any, Any],
+    after_empty: bool = False,
 ) -> ColumnElement[bool]:
+    """The rows after ``bound`` (a sort value and an id) in the page order; ``after_empty``:
+    the bound's value is null, so only empty rows with a later id follow."""
+    if after_empty:
+        later_id = id_column < bound[1] if descending else id_column > bound[1]
+        return and_(column.is_(None), later_id)
     key = tuple_(column, id_column)
-    return key < tuple_(*bound) if descending else key > tuple_(*bound)
+    later = key < tuple_(*bound) if descending else key > tuple_(*bound)
+    # A comparison with null is never true: the empty rows, which come last, are added.
+    return or_(later, column.is_(None)) if _nullable(column) else later
 
 
 def _ordered(
@@ -125,8 +146,12 @@ def _ordered(
     id_column: InstrumentedAttribute[Any],
     descending: bool,
 ) -> Select[Any]:
-    order = (column.desc(), id_column.desc()) if descending else (column.asc(), id_column.asc())
-    return stmt.order_by(*order)
+    value = column.desc() if descending else column.asc()
+    if _nullable(column):
+        # Only here: on a column that is never null the clause would keep PostgreSQL from
+        # reading a descending page backwards along an ascending index.
+        value = value.nulls_last()
+    return stmt.order_by(value, id_column.desc() if descending else id_column.asc())
 
 
 def keyset_page(
@@ -142,12 +167,16 @@ def keyset_page(
     column = sortable[sort.lstrip("-")]
     if cursor:
         value, row_id = _decode_cursor(cursor, sort, column, id_column)
-        stmt = stmt.where(_after(column, id_column, descending, (value, row_id)))
+        stmt = stmt.where(_after(column, id_column, descending, (value, row_id), value is None))
     return _ordered(stmt, column, id_column, descending)
 
 
 # The bound parameters of a ``keyset_template``.
 AFTER_VALUE, AFTER_ID, PAGE_SIZE = "keyset_after_value", "keyset_after_id", "keyset_page_size"
+
+Position = Literal["start", "after", "after_empty"]
+"""Where a page starts: at the first row, after a row with a sort value, or after an
+empty one (null): each its own statement."""
 
 
 def keyset_template(
@@ -156,19 +185,28 @@ def keyset_template(
     sort: str,
     sortable: Mapping[str, InstrumentedAttribute[Any]],
     id_column: InstrumentedAttribute[Any],
-    after: bool,
+    position: Position,
 ) -> Select[Any]:
-    """``keyset_page`` with its limit, for a statement built once (``app.reads.Read``): the
-    cursor's values and the page size are bound parameters, given by ``keyset_params``."""
+    """``keyset_page`` with its limit, for a statement built once (``app.reads.Read``) for
+    each ``position``: the cursor's values and the page size are bound parameters, given by
+    ``keyset_params``."""
     descending = sort.startswith("-")
     column = sortable[sort.lstrip("-")]
-    if after:
+    if position != "start":
         bound = (
             bindparam(AFTER_VALUE, type_=column.type),
             bindparam(AFTER_ID, type_=id_column.type),
         )
-        stmt = stmt.where(_after(column, id_column, descending, bound))
+        empty = position == "after_empty"
+        stmt = stmt.where(_after(column, id_column, descending, bound, empty))
     return _ordered(stmt, column, id_column, descending).limit(bindparam(PAGE_SIZE, type_=Integer))
+
+
+def position_of(params: Mapping[str, Any]) -> Position:
+    """The position of the page ``keyset_params`` gave these parameters for."""
+    if AFTER_ID not in params:
+        return "start"
+    return "after_empty" if params[AFTER_VALUE] is None else "after"
 
 
 def keyset_params(
@@ -209,16 +247,20 @@ async def paginate(
     cursor: str | None,
     limit: int,
 ) -> tuple[Sequence[Any], str | None]:
-    """One page of ``stmt`` ordered by ``sort`` (``name`` or ``-name``), ties broken by id.
-
-    Sort columns must be non-null so the keyset comparison is total.
-    """
+    """One page of ``stmt`` ordered by ``sort`` (``name`` or ``-name``), ties broken by id,
+    empty values last."""
     column = sortable[sort.lstrip("-")]
     page = keyset_page(stmt, sort=sort, sortable=sortable, id_column=id_column, cursor=cursor)
     result = await session.execute(page.limit(limit + 1))
     # A statement of one entity (or one column) answers its objects; one of several columns,
-    # its rows, which have the same attributes without an ORM object built for each.
-    rows = result.scalars().all() if len(stmt.column_descriptions) == 1 else result.all()
-    return cut_page(
-        rows, limit, sort, lambda last: (getattr(last, column.key), getattr(last, id_column.key))
-    )
+    # its rows, which have the same attributes without an ORM object built for each; an
+    # entity and columns beside it (the names it shows), rows that start with the object.
+    descriptions = stmt.column_descriptions
+    rows = result.scalars().all() if len(descriptions) == 1 else result.all()
+    entity_first = len(descriptions) > 1 and isinstance(descriptions[0]["expr"], type)
+
+    def key(last: Any) -> tuple[Any, Any]:
+        holder = last[0] if entity_first else last
+        return getattr(holder, column.key), getattr(holder, id_column.key)
+
+    return cut_page(rows, limit, sort, key)

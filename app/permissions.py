@@ -97,6 +97,8 @@ class Actor:
     role: Role
     region_id: uuid.UUID | None
     email: str = ""
+    # Shown as ``owner_name`` on what the actor writes and owns.
+    full_name: str = ""
 
     def can(self, permission: Permission) -> bool:
         return permission in ROLE_PERMISSIONS[self.role]

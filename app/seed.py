@@ -139,7 +139,13 @@ _DAYS_SINCE_VISIT = [40, 3, 12, 35, 8, 45, 2, 60]
 
 
 def _actor(user: User) -> Actor:
-    return Actor(id=user.id, role=Role(user.role), region_id=user.region_id, email=user.email)
+    return Actor(
+        id=user.id,
+        role=Role(user.role),
+        region_id=user.region_id,
+        email=user.email,
+        full_name=user.full_name,
+    )
 
 
 async def seed_demo(database: Database) -> bool:

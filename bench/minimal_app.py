@@ -7,7 +7,8 @@ write what the real app writes (the same rows, audit entries and events: checked
 side when this was written), by hand, in as few statements as that takes.
 
 - ``GET /api/v1/customers/{id}``: one primary-key query with the caller's scope in it, no
-  transaction.
+  transaction. Every answer shows the names beside its ids as the app's do (the owner's, the
+  customer's), looked up in the query that reads the row.
 - ``GET /api/v1/customers?limit=50``: the first page of the caller's live customers, newest
   first (one keyset query of ``limit`` + 1 rows, the derived status, the next page's cursor),
   encoded with orjson as Salesdesk's pages are (the one-object answers keep Starlette's
@@ -73,7 +74,9 @@ _COLUMNS = (
     "id, version, created_at, updated_at, name, industry, address, phone, email, source, "
     "needs, classification, suggested_classification, classification_overridden, "
     "classification_reason, classified_by_id, classified_at, status, owner_id, region_id, "
-    "last_follow_up_at, follow_up_due_at"
+    "last_follow_up_at, follow_up_due_at,"
+    # The owner's name beside the id, as the app shows it: one look-up in the same query.
+    " (SELECT u.full_name FROM users u WHERE u.id = customers.owner_id) AS owner_name"
 )
 
 
@@ -200,7 +203,8 @@ async def customers(request: Request) -> Response:
     return Response(body, media_type="application/json")
 
 
-# FollowUpRead's fields (the answer and the event's data).
+# FollowUpRead's fields that are the follow-up's columns (the answer and the event's data
+# add the customer's and the writer's names).
 _FOLLOW_UP_ANSWER = (
     *("id", "version", "created_at", "updated_at", "customer_id", "owner_id", "kind"),
     *("status", "due_at", "occurred_at", "summary", "outcome", "next_follow_up_at"),
@@ -209,13 +213,14 @@ _FOLLOW_UP_ANSWER = (
 # The row: the answer's fields, then the copies of the customer's owner and region (scope).
 _SCOPE_COPIES = ("customer_owner_id", "customer_region_id")
 _FOLLOW_UP_COLUMNS = (*_FOLLOW_UP_ANSWER, *_SCOPE_COPIES)
-_FOLLOW_UP_SCOPE = _scope("c.", 2)
+_FOLLOW_UP_SCOPE = _scope("c.", 3)  # after the customer's and the caller's ids
 _KINDS = {"call", "email", "visit", "meeting", "return_visit", "other"}
 _STATUSES = {"planned", "done"}
 # The customer with the department's cadence for its class (the handbook's until the
-# director saves the settings), in one query.
+# director saves the settings) and the caller's name, in one query.
 _CUSTOMER_FOR_FOLLOW_UP = (
     "SELECT c.id, c.owner_id, c.region_id, c.version, c.last_follow_up_at, c.follow_up_due_at,"
+    " c.name, (SELECT u.full_name FROM users u WHERE u.id = $2) AS caller_name,"
     " coalesce((SELECT (s.data->'follow_up_cadence_days'->>c.classification)::int"
     "  FROM department_settings s LIMIT 1),"
     "  CASE c.classification WHEN 'A' THEN 7 WHEN 'B' THEN 14 ELSE 30 END) AS cadence"
@@ -296,7 +301,9 @@ async def create_follow_up(request: Request) -> Response:
     except (ValueError, KeyError, TypeError):
         return _problem(422, "validation_failed")
     sql = _CUSTOMER_FOR_FOLLOW_UP + _FOLLOW_UP_SCOPE[role]
-    args: list[Any] = [customer_id] if role == "director" else [customer_id, scope_value]
+    args: list[Any] = [customer_id, uuid.UUID(user_id)]
+    if role != "director":
+        args.append(scope_value)
     assert _pool is not None
     async with _pool.acquire() as connection, connection.transaction():
         found = await connection.fetchrow(sql, *args)
@@ -307,9 +314,10 @@ async def create_follow_up(request: Request) -> Response:
             row = _new_follow_up(body, user_id, found, now)
         except (ValueError, TypeError):
             return _problem(422, "validation_failed")
-        shown = {key: _jsonable(row[key]) for key in _FOLLOW_UP_ANSWER}
+        columns = {key: _jsonable(row[key]) for key in _FOLLOW_UP_ANSWER}
         copies = {key: _jsonable(row[key]) for key in _SCOPE_COPIES}
-        snapshot = json.dumps({**shown, **copies})
+        snapshot = json.dumps({**columns, **copies})
+        shown = {**columns, "customer_name": found["name"], "owner_name": found["caller_name"]}
         region = found["region_id"]
         values: list[Any] = [uuid.uuid4(), now, uuid.UUID(user_id), row["id"], found["owner_id"]]
         values += [region, json.dumps(shown), *row.values(), uuid.uuid4(), region, snapshot]
@@ -342,6 +350,8 @@ _OPPORTUNITY_COLUMNS = (
     *("expected_close_date", "probability", "source", "needs_summary", "next_follow_up_at"),
     *("stage", "owner_id", "region_id", "lost_reason", "won_at", "closed_at"),
 )
+# The answer: the columns and the names beside the customer's and the owner's ids.
+_OPPORTUNITY_NAMED = (*_OPPORTUNITY_COLUMNS, "customer_name", "owner_name")
 _OPPORTUNITY_SCOPE = _scope("o.", 4)
 # $1 the opportunity, $2 the stages whose changes the move stamps, $3 the time, $4 the scope.
 _OPPORTUNITY_FOR_MOVE = (
@@ -349,7 +359,9 @@ _OPPORTUNITY_FOR_MOVE = (
     " WHERE entity_type = 'opportunity' AND entity_id = $1 AND to_state = ANY($2::text[]))"
     f" SELECT {', '.join(f'o.{c}' for c in _OPPORTUNITY_COLUMNS)},"
     " (SELECT max(at) FROM state_changes WHERE entity_type = 'opportunity'"
-    " AND entity_id = $1) AS entered"
+    " AND entity_id = $1) AS entered,"
+    " (SELECT c.name FROM customers c WHERE c.id = o.customer_id) AS customer_name,"
+    " (SELECT u.full_name FROM users u WHERE u.id = o.owner_id) AS owner_name"
     " FROM opportunities o WHERE o.id = $1 AND o.deleted_at IS NULL"
 )
 # $1 id, $2 version read, $3 the new stage, $4 now, $5 actor, $6 owner, $7 region, $8 the
@@ -400,7 +412,7 @@ async def move_opportunity(request: Request) -> Response:
         current = found["stage"]
         if not _move_allowed(current, to, note):
             raise _Refused(f"{opportunity_id}: {current} to {to}")
-        shown = {key: _jsonable(found[key]) for key in _OPPORTUNITY_COLUMNS}
+        shown = {key: _jsonable(found[key]) for key in _OPPORTUNITY_NAMED}
         shown |= {"stage": to, "version": found["version"] + 1, "updated_at": _jsonable(now)}
         if found["probability"] is None:
             shown["probability"] = _PROBABILITY[to]

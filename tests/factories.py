@@ -41,7 +41,13 @@ class Person:
 
     @property
     def actor(self) -> Actor:
-        return Actor(id=self.user.id, role=Role(self.user.role), region_id=self.user.region_id)
+        return Actor(
+            id=self.user.id,
+            role=Role(self.user.role),
+            region_id=self.user.region_id,
+            email=self.user.email,
+            full_name=self.user.full_name,
+        )
 
 
 async def make_region(database: Database, name: str | None = None) -> Region:

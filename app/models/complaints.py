@@ -152,6 +152,7 @@ class ComplaintUpdate(ComplaintFields):
 
 class ComplaintRead(ResourceRead):
     customer_id: uuid.UUID
+    customer_name: str = pydantic.Field(description="The customer's name, as its `name`.")
     contract_id: uuid.UUID | None
     channel: Channel
     category: Category
@@ -161,6 +162,7 @@ class ComplaintRead(ResourceRead):
     received_by_id: uuid.UUID = pydantic.Field(description="Who logged the complaint.")
     assignee_id: uuid.UUID = pydantic.Field(description="The handler.")
     owner_id: uuid.UUID
+    owner_name: str = pydantic.Field(description="The owner's `full_name`.")
     region_id: uuid.UUID | None
     status: ComplaintStatus
     acknowledge_due_at: datetime

@@ -228,7 +228,9 @@ class ContractRead(ResourceRead):
     opportunity_id: uuid.UUID
     quote_id: uuid.UUID
     customer_id: uuid.UUID
+    customer_name: str = pydantic.Field(description="The customer's name, as its `name`.")
     owner_id: uuid.UUID
+    owner_name: str = pydantic.Field(description="The owner's `full_name`.")
     region_id: uuid.UUID | None
     amount: Money
     paid_amount: Money = pydantic.Field(description="Received so far.")
@@ -354,7 +356,9 @@ class ReceivableRead(ReadSchema):
     contract_id: uuid.UUID
     contract_number: str
     customer_id: uuid.UUID
+    customer_name: str = pydantic.Field(description="The customer's name, as its `name`.")
     owner_id: uuid.UUID
+    owner_name: str = pydantic.Field(description="The owner's `full_name`.")
     region_id: uuid.UUID | None
     due_date: date
     amount: Money

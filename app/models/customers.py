@@ -189,6 +189,7 @@ class CustomerRead(ResourceRead):
     classified_at: datetime | None
     status: CustomerStatus
     owner_id: uuid.UUID
+    owner_name: str = pydantic.Field(description="The owner's `full_name`.")
     region_id: uuid.UUID | None
     last_follow_up_at: datetime | None
     follow_up_due_at: datetime | None
@@ -306,7 +307,9 @@ class FollowUpUpdate(FollowUpFields):
 
 class FollowUpRead(ResourceRead):
     customer_id: uuid.UUID
+    customer_name: str = pydantic.Field(description="The customer's name, as its `name`.")
     owner_id: uuid.UUID
+    owner_name: str = pydantic.Field(description="The owner's `full_name`.")
     kind: FollowUpKind
     status: FollowUpStatus
     due_at: datetime | None

@@ -165,6 +165,7 @@ class OpportunityUpdate(OpportunityFields):
 
 class OpportunityRead(ResourceRead):
     customer_id: uuid.UUID
+    customer_name: str = pydantic.Field(description="The customer's name, as its `name`.")
     title: str
     amount: Money
     expected_close_date: date | None
@@ -174,6 +175,7 @@ class OpportunityRead(ResourceRead):
     next_follow_up_at: datetime | None
     stage: Stage
     owner_id: uuid.UUID
+    owner_name: str = pydantic.Field(description="The owner's `full_name`.")
     region_id: uuid.UUID | None
     lost_reason: LostReason | None
     won_at: datetime | None

@@ -138,7 +138,8 @@ async def contracts_create(
 async def contracts_get(
     session: SessionDep, actor: Reader, contract_id: uuid.UUID, response: Response
 ) -> ContractRead:
-    return await _answer(session, await service.get_contract(session, actor, contract_id), response)
+    contract = await service.get_contract(session, actor, contract_id, shown=True)
+    return await _answer(session, contract, response)
 
 
 @router.patch("/{contract_id}", summary="Change a draft contract's terms", responses=ok_with_etag())

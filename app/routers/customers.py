@@ -73,9 +73,16 @@ async def customers_list(
     status: CustomerStatus | None = None,
     overdue: bool | None = None,
     q: Search = None,
-    sort: Literal["created_at", "-created_at", "updated_at", "-updated_at", "name", "-name"] = (
-        "-created_at"
-    ),
+    sort: Literal[
+        "created_at",
+        "-created_at",
+        "updated_at",
+        "-updated_at",
+        "name",
+        "-name",
+        "follow_up_due_at",
+        "-follow_up_due_at",
+    ] = "-created_at",
     cursor: Cursor = None,
     limit: Limit = 50,
 ) -> Response:

@@ -52,7 +52,9 @@ async def follow_ups_list(
         Timestamp | None, Query(alias="from", description="Occurred or due at or after.")
     ] = None,
     to: Annotated[Timestamp | None, Query(description="Occurred or due before.")] = None,
-    sort: Literal["created_at", "-created_at", "updated_at", "-updated_at"] = "-created_at",
+    sort: Literal[
+        "created_at", "-created_at", "updated_at", "-updated_at", "due_at", "-due_at"
+    ] = "-created_at",
     cursor: Cursor = None,
     limit: Limit = 50,
 ) -> Response:
@@ -81,7 +83,7 @@ async def follow_ups_create(
 ) -> FollowUpRead:
     follow_up = await service.create_follow_up(session, actor, body)
     created(response, f"/api/v1/follow-ups/{follow_up.id}", follow_up.version)
-    return FollowUpRead.model_validate(follow_up)
+    return await service.to_read(session, follow_up)
 
 
 @router.get("/{follow_up_id}", summary="Get a follow-up", responses=ok_with_etag())
@@ -90,7 +92,7 @@ async def follow_ups_get(
 ) -> FollowUpRead:
     follow_up = await service.get_follow_up(session, actor, follow_up_id)
     with_etag(response, follow_up.version)
-    return FollowUpRead.model_validate(follow_up)
+    return await service.to_read(session, follow_up)
 
 
 @router.patch(
@@ -106,7 +108,7 @@ async def follow_ups_update(
 ) -> FollowUpRead:
     follow_up = await service.update_follow_up(session, actor, follow_up_id, body, expected)
     with_etag(response, follow_up.version)
-    return FollowUpRead.model_validate(follow_up)
+    return await service.to_read(session, follow_up)
 
 
 @router.delete(

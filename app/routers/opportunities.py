@@ -69,9 +69,16 @@ async def opportunities_list(
     expected_close_from: Day | None = None,
     expected_close_to: Day | None = None,
     q: Search = None,
-    sort: Literal["created_at", "-created_at", "updated_at", "-updated_at", "amount", "-amount"] = (
-        "-created_at"
-    ),
+    sort: Literal[
+        "created_at",
+        "-created_at",
+        "updated_at",
+        "-updated_at",
+        "amount",
+        "-amount",
+        "expected_close_date",
+        "-expected_close_date",
+    ] = "-created_at",
     cursor: Cursor = None,
     limit: Limit = 50,
 ) -> OpportunityPage:
@@ -110,7 +117,7 @@ async def opportunities_create(
 async def opportunities_get(
     session: SessionDep, actor: Reader, opportunity_id: uuid.UUID, response: Response
 ) -> OpportunityRead:
-    opp = await service.get_opportunity(session, actor, opportunity_id)
+    opp = await service.get_opportunity(session, actor, opportunity_id, shown=True)
     return await _answer(session, opp, response)
 
 

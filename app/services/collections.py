@@ -37,7 +37,7 @@ from app.models.contracts import (
 from app.models.types import utcnow
 from app.pagination import paginate
 from app.permissions import Actor
-from app.services import department
+from app.services import department, names
 from app.services.common import ensure_version
 from app.services.contract_workflow import complete_if_done, start_if_signed
 from app.services.contracts import (
@@ -301,6 +301,10 @@ def _receivable_cursor(due: date, row_id: uuid.UUID) -> str:
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
+# The contract's customer's and owner's names, in ReceivableRead's order.
+_RECEIVABLE_NAMES = names.name_columns(Contract, ReceivableRead)
+
+
 def _receivable_position(cursor: str) -> tuple[date, uuid.UUID]:
     # Dates are not among the generic keyset's column types; receivables page by due date.
     try:
@@ -328,7 +332,7 @@ async def list_receivables(
     """Open installments of running contracts in the caller's scope, oldest due first."""
     today = department.today(await department.load(session))
     stmt = (
-        select(Installment, Contract)
+        select(Installment, Contract, *_RECEIVABLE_NAMES)
         .join(Contract, Contract.id == Installment.contract_id)
         .where(
             visible_contracts(actor),
@@ -359,7 +363,7 @@ async def list_receivables(
     stmt = stmt.order_by(Installment.due_date, Installment.id).limit(limit + 1)
     rows = (await session.execute(stmt)).all()
     items = []
-    for installment, contract in rows[:limit]:
+    for installment, contract, customer_name, owner_name in rows[:limit]:
         outstanding = installment.amount - installment.paid_amount
         late = installment.due_date < today
         items.append(
@@ -368,7 +372,9 @@ async def list_receivables(
                 contract_id=contract.id,
                 contract_number=contract.number,
                 customer_id=contract.customer_id,
+                customer_name=customer_name,
                 owner_id=contract.owner_id,
+                owner_name=owner_name,
                 region_id=contract.region_id,
                 due_date=installment.due_date,
                 amount=installment.amount,

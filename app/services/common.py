@@ -14,6 +14,7 @@ from app.errors import NotFound, ValidationFailed, VersionConflict
 from app.models.people import Role
 from app.permissions import Actor, scope_filter, scope_params, scope_template
 from app.reads import Read
+from app.services import names
 
 M = TypeVar("M")
 R = TypeVar("R", bound=BaseModel)
@@ -56,9 +57,14 @@ async def get_visible(
     *,
     name: str,
     for_update: bool = False,
+    shown: type[BaseModel] | None = None,
 ) -> M:
-    """The row with ``obj_id`` if ``visible`` admits it; 404 otherwise (outside scope too)."""
+    """The row with ``obj_id`` if ``visible`` admits it; 404 otherwise (outside scope too).
+    With ``shown``, the names that schema shows are read in the same statement and kept for
+    the answer (``app.services.names``)."""
     stmt: Select[Any] = select(model).where(model.id == obj_id, visible)  # type: ignore[attr-defined]
+    if shown is not None:
+        stmt = stmt.add_columns(*names.name_columns(model, shown))
     if for_update:
         stmt = stmt.with_for_update()
     return await _one_or_404(session, stmt, {}, name, obj_id)
@@ -67,7 +73,14 @@ async def get_visible(
 async def _one_or_404(
     session: AsyncSession, stmt: Select[Any], params: dict[str, Any], name: str, obj_id: Any
 ) -> Any:
-    obj = (await session.scalars(stmt, params)).first()
+    if len(stmt.selected_columns) == 1:
+        obj = (await session.scalars(stmt, params)).first()
+    else:
+        # The entity, then the names it shows.
+        row = (await session.execute(stmt, params)).first()
+        obj = None if row is None else row[0]
+        if row is not None:
+            names.remember_of(session, obj, dict(zip(row._fields[1:], row[1:], strict=True)))
     if obj is None:
         raise NotFound(f"No {name} with id {obj_id}.")
     return obj
@@ -96,8 +109,12 @@ def _by_id_in_scope(model: Any, role: Role) -> tuple[ColumnElement[bool], ...]:
 
 
 @cache
-def _in_scope_by_id(model: Any, role: Role, for_update: bool) -> Select[Any]:
+def _in_scope_by_id(
+    model: Any, role: Role, for_update: bool, shown: type[BaseModel] | None
+) -> Select[Any]:
     stmt: Select[Any] = select(model).where(*_by_id_in_scope(model, role))
+    if shown is not None:
+        stmt = stmt.add_columns(*names.name_columns(model, shown))
     return stmt.with_for_update() if for_update else stmt
 
 
@@ -109,20 +126,26 @@ async def get_in_scope(
     *,
     name: str,
     for_update: bool = False,
+    shown: type[BaseModel] | None = None,
 ) -> M:
     """``get_visible`` with ``in_scope`` as the condition, from a statement built once per
     model and role: building the statement and its cache key on every request was a fifth
     of reading one customer (bench/README.md)."""
-    stmt = _in_scope_by_id(model, actor.role, for_update)
+    stmt = _in_scope_by_id(model, actor.role, for_update, shown)
     params = {"obj_id": obj_id, **scope_params(actor)}
     return await _one_or_404(session, stmt, params, name, obj_id)  # type: ignore[no-any-return]
 
 
 def answer_columns(model: Any, schema: type[BaseModel]) -> list[Any]:
-    """The table columns a read schema answers with, in its fields' order (every field of
-    the schema is a column of the table)."""
+    """The columns a read schema answers with, in its fields' order: every field of the
+    schema is a column of the table, or a name beside an id (``app.services.names``)."""
     columns = model.__table__.c
-    return [columns[name] for name in schema.model_fields]
+    return [
+        names.name_column(columns[names.NAMED[field][0]], field)
+        if field in names.NAMED
+        else columns[field]
+        for field in schema.model_fields
+    ]
 
 
 @cache

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -24,6 +25,7 @@ from app.db import Database
 from app.models.complaints import Complaint, ComplaintRead, Severity
 from app.models.people import Role, User
 from app.models.types import utcnow
+from app.services import names
 from app.services.department import DepartmentSettings
 
 logger = logging.getLogger("salesdesk.complaints")
@@ -70,9 +72,12 @@ def breached_clause(now: datetime | BindParameter[datetime]) -> ColumnElement[bo
     )
 
 
-def to_read(complaint: Complaint, now: datetime | None = None) -> ComplaintRead:
+def to_read(
+    complaint: Complaint, shown: Mapping[str, Any], now: datetime | None = None
+) -> ComplaintRead:
+    """The complaint as the API shows it, with its names (``app.services.names``)."""
     breached = bool(breaches(complaint, now or utcnow()))
-    return ComplaintRead.model_validate({**complaint.model_dump(), "breached": breached})
+    return ComplaintRead.model_validate({**complaint.model_dump(), **shown, "breached": breached})
 
 
 async def notified(session: AsyncSession, complaint: Complaint) -> list[uuid.UUID]:
@@ -117,8 +122,9 @@ async def escalate(
         session, complaint, "update", {"escalated_at": None}, {"escalated_at": now.isoformat()}
     )
     notify = await notified(session, complaint)
+    shown = await names.names_for(session, ComplaintRead, complaint)
     payload = {
-        **to_read(complaint, now).model_dump(mode="json"),
+        **to_read(complaint, shown, now).model_dump(mode="json"),
         "breaches": late,
         "notify_user_ids": [str(user_id) for user_id in notify],
     }

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, not_, or_, select
@@ -33,11 +34,12 @@ from app.models.types import utcnow
 from app.pagination import paginate
 from app.permissions import Actor, Permission, scope_filter
 from app.services import complaint_sla as sla
-from app.services import department
+from app.services import department, names
 from app.services.common import apply_changes, ensure_version, get_visible
 from app.services.customers import get_customer
 from app.workflow import Rule, Workflow
 
+_NAME_COLUMNS = names.name_columns(Complaint, ComplaintRead)
 COMPLAINT_SORTS = {
     "created_at": Complaint.created_at,
     "received_at": Complaint.received_at,
@@ -126,8 +128,11 @@ COMPLAINT_TRANSITIONS: dict[str, dict[str, Rule]] = {
 }
 
 
-async def to_read(session: AsyncSession, complaint: Complaint) -> ComplaintRead:
-    return sla.to_read(complaint)
+async def to_read(
+    session: AsyncSession, complaint: Complaint, now: datetime | None = None
+) -> ComplaintRead:
+    shown = await names.names_for(session, ComplaintRead, complaint)
+    return sla.to_read(complaint, shown, now)
 
 
 WORKFLOW: Workflow[Complaint] = Workflow(
@@ -148,8 +153,14 @@ def visible_complaints(actor: Actor) -> ColumnElement[bool]:
 
 
 async def get_complaint(session: AsyncSession, actor: Actor, complaint_id: uuid.UUID) -> Complaint:
+    """The complaint in scope (404 otherwise), with the names its answer shows."""
     return await get_visible(
-        session, Complaint, complaint_id, visible_complaints(actor), name="complaint"
+        session,
+        Complaint,
+        complaint_id,
+        visible_complaints(actor),
+        name="complaint",
+        shown=ComplaintRead,
     )
 
 
@@ -174,7 +185,7 @@ async def list_complaints(
     limit: int = 50,
 ) -> tuple[list[ComplaintRead], str | None]:
     now = utcnow()
-    stmt: Select[Any] = select(Complaint).where(visible_complaints(actor))
+    stmt: Select[Any] = select(Complaint, *_NAME_COLUMNS).where(visible_complaints(actor))
     for column, value in (
         (Complaint.status, status),
         (Complaint.severity, severity),
@@ -195,7 +206,10 @@ async def list_complaints(
         cursor=cursor,
         limit=limit,
     )
-    return [sla.to_read(row, now) for row in rows], next_cursor
+    fields = names.name_fields(ComplaintRead)
+    return [
+        sla.to_read(row[0], dict(zip(fields, row[1:], strict=True)), now) for row in rows
+    ], next_cursor
 
 
 def _not_in_future(received_at: Any) -> None:
@@ -270,7 +284,7 @@ async def create_complaint(session: AsyncSession, actor: Actor, data: ComplaintC
     )
     session.add(complaint)
     await session.flush()
-    events.record(session, "complaint.created", complaint, sla.to_read(complaint, now))
+    events.record(session, "complaint.created", complaint, await to_read(session, complaint, now))
     # Logged after its acknowledge time already passed (taken by phone, typed in later):
     # breached from the start, and escalated in this same transaction.
     await sla.escalate(session, complaint, now)
@@ -301,7 +315,7 @@ async def update_complaint(
             settings, complaint.severity, complaint.received_at
         )
     await session.flush()
-    read = sla.to_read(complaint)
+    read = await to_read(session, complaint)
     events.record(session, "complaint.updated", complaint, read)
     if complaint.assignee_id != previous_assignee:
         events.record(

@@ -30,13 +30,12 @@ from app.models.customers import (
     Customer,
     CustomerStatus,
     FollowUpKind,
-    FollowUpRead,
     FollowUpStatus,
 )
 from app.models.platform import StateChange
 from app.models.types import utcnow
 from app.permissions import Actor
-from app.services import customer_reads, department
+from app.services import customer_reads, department, follow_ups
 from app.services import customers as customer_service
 from app.services.contracts import (
     CLOSED,
@@ -45,7 +44,6 @@ from app.services.contracts import (
     overdue_review,
     to_read,
 )
-from app.services.follow_ups import new_follow_up
 from app.workflow import MANAGERS, Rule, Workflow
 
 # Gates, authorities and effects of the review workflow.
@@ -173,7 +171,7 @@ async def _completed(
     settings = await department.load(session)
     now = contract.completed_at = utcnow()
     customer = await session.get_one(Customer, contract.customer_id)
-    visit = new_follow_up(
+    visit = follow_ups.new_follow_up(
         customer,
         owner_id=contract.owner_id,
         kind=FollowUpKind.RETURN_VISIT,
@@ -185,9 +183,7 @@ async def _completed(
     )
     session.add(visit)
     await session.flush()
-    events.record(
-        session, "follow_up.created", visit, FollowUpRead.model_validate(visit), scope=customer
-    )
+    await follow_ups.record(session, "follow_up.created", visit, customer)
 
 
 _CANCEL = Rule(effect=_cancelled, event="contract.cancelled")
@@ -268,7 +264,7 @@ async def transition(
     fields: Mapping[str, Any],
     expected: int | None,
 ) -> Contract:
-    contract = await get_contract(session, actor, contract_id, for_update=True)
+    contract = await get_contract(session, actor, contract_id, for_update=True, shown=True)
     if (
         to == S.APPROVED
         and contract.status == S.UNDER_REVIEW

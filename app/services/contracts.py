@@ -29,7 +29,7 @@ from app.models.quotes import QuoteLine
 from app.models.types import utcnow
 from app.pagination import paginate
 from app.permissions import Actor
-from app.services import department
+from app.services import department, names
 from app.services.common import apply_changes, ensure_version, get_in_scope, in_scope
 from app.services.opportunities import accepted_quote
 
@@ -42,6 +42,7 @@ S = ContractStatus
 # Payments are taken and deliveries made only while the contract runs.
 ACTIVE = frozenset({S.SIGNED.value, S.IN_PROGRESS.value})
 CLOSED = frozenset({S.COMPLETED.value, S.TERMINATED.value, S.CANCELLED.value})
+_NAME_COLUMNS = names.name_columns(Contract, ContractRead)
 
 
 def visible_contracts(actor: Actor) -> ColumnElement[bool]:
@@ -60,8 +61,15 @@ def _is_review_overdue(contract: Contract, now: datetime) -> bool:
     )
 
 
-async def to_reads(session: AsyncSession, contracts: Sequence[Contract]) -> list[ContractRead]:
-    """The API view of a page of contracts, their lines loaded in one query."""
+async def to_reads(
+    session: AsyncSession,
+    contracts: Sequence[Contract],
+    shown: Sequence[dict[str, Any]] | None = None,
+) -> list[ContractRead]:
+    """The API view of a page of contracts, their lines loaded in one query; ``shown``:
+    each one's names, when read beside it."""
+    if shown is None:
+        shown = [await names.names_for(session, ContractRead, c) for c in contracts]
     ids = [c.id for c in contracts]
     lines: dict[uuid.UUID, list[ContractLineRead]] = {i: [] for i in ids}
     if ids:
@@ -77,12 +85,13 @@ async def to_reads(session: AsyncSession, contracts: Sequence[Contract]) -> list
         ContractRead.model_validate(
             {
                 **c.model_dump(),
+                **named,
                 "lines": lines[c.id],
                 "outstanding_amount": c.amount - c.paid_amount,
                 "review_overdue": _is_review_overdue(c, now),
             }
         )
-        for c in contracts
+        for c, named in zip(contracts, shown, strict=True)
     ]
 
 
@@ -120,10 +129,23 @@ async def _next_number(session: AsyncSession, year: int) -> str:
 
 
 async def get_contract(
-    session: AsyncSession, actor: Actor, contract_id: uuid.UUID, *, for_update: bool = False
+    session: AsyncSession,
+    actor: Actor,
+    contract_id: uuid.UUID,
+    *,
+    for_update: bool = False,
+    shown: bool = False,
 ) -> Contract:
+    """The contract in scope (404 otherwise); ``shown``: with the names its answer shows,
+    read in the same statement."""
     return await get_in_scope(
-        session, Contract, contract_id, actor, name="contract", for_update=for_update
+        session,
+        Contract,
+        contract_id,
+        actor,
+        name="contract",
+        for_update=for_update,
+        shown=ContractRead if shown else None,
     )
 
 
@@ -142,7 +164,7 @@ async def list_contracts(
     cursor: str | None = None,
     limit: int = 50,
 ) -> tuple[list[ContractRead], str | None]:
-    stmt: Select[Any] = select(Contract).where(visible_contracts(actor))
+    stmt: Select[Any] = select(Contract, *_NAME_COLUMNS).where(visible_contracts(actor))
     for column, value in (
         (Contract.status, status),
         (Contract.owner_id, owner_id),
@@ -166,7 +188,9 @@ async def list_contracts(
         cursor=cursor,
         limit=limit,
     )
-    return await to_reads(session, rows), next_cursor
+    fields = names.name_fields(ContractRead)
+    shown = [dict(zip(fields, row[1:], strict=True)) for row in rows]
+    return await to_reads(session, [row[0] for row in rows], shown), next_cursor
 
 
 # Writing.
@@ -259,7 +283,7 @@ async def update_contract(
     data: ContractUpdate,
     expected: int | None,
 ) -> Contract:
-    contract = await get_contract(session, actor, contract_id, for_update=True)
+    contract = await get_contract(session, actor, contract_id, for_update=True, shown=True)
     ensure_version(contract, expected)
     refuse_unless_draft(contract, "terms")
     apply_changes(contract, data)

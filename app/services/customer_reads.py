@@ -25,10 +25,18 @@ from app.models.customers import (
 )
 from app.models.people import Role
 from app.models.types import utcnow
-from app.pagination import cut_page, keyset_page, keyset_params, keyset_template, paginate
+from app.pagination import (
+    Position,
+    cut_page,
+    keyset_page,
+    keyset_params,
+    keyset_template,
+    paginate,
+    position_of,
+)
 from app.permissions import Actor, scope_params
 from app.reads import Read
-from app.services import department
+from app.services import department, names
 from app.services.common import answer_columns, in_scope, in_scope_template, read_in_scope
 
 _READ_COLUMNS = answer_columns(Customer, CustomerRead)
@@ -37,6 +45,7 @@ CUSTOMER_SORTS = {
     "created_at": Customer.created_at,
     "updated_at": Customer.updated_at,
     "name": Customer.name,
+    "follow_up_due_at": Customer.follow_up_due_at,
 }
 
 
@@ -82,7 +91,8 @@ def effective_status(
 
 async def to_read(session: AsyncSession, customer: Customer) -> CustomerRead:
     settings = await department.load(session)
-    read = CustomerRead.model_validate(customer)
+    shown = await names.names_for(session, CustomerRead, customer)
+    read = CustomerRead.model_validate({**customer.model_dump(), **shown})
     read.status = effective_status(settings, customer, utcnow())
     return read
 
@@ -124,10 +134,10 @@ async def list_customers(
         # The list every app opens first, and pages on: a statement built once per role and
         # order, run on the driver connection. Building the select, its cache key and its
         # execution through the session were a fifth of the route's CPU.
-        page = _unfiltered_page(actor.role, sort, bool(cursor))
         params = keyset_params(
             cursor, sort=sort, sortable=CUSTOMER_SORTS, id_column=Customer.id, limit=limit
         )
+        page = _unfiltered_page(actor.role, sort, position_of(params))
         found = await page.rows(await driver_connection(session), {**params, **scope_params(actor)})
         rows, next_cursor = cut_page(found, limit, sort, _cursor_key(sort))
     else:
@@ -187,13 +197,13 @@ async def list_customers(
 
 
 @cache
-def _unfiltered_page(role: Role, sort: str, after: bool) -> Read:
+def _unfiltered_page(role: Role, sort: str, position: Position) -> Read:
     """A page of the customers a caller of ``role`` sees, in ``sort`` order (after a cursor
     or from the start): ``visible_customers`` with the caller's scope bound."""
     stmt = select(*_READ_COLUMNS).where(in_scope_template(Customer, role))
     return Read(
         keyset_template(
-            stmt, sort=sort, sortable=CUSTOMER_SORTS, id_column=Customer.id, after=after
+            stmt, sort=sort, sortable=CUSTOMER_SORTS, id_column=Customer.id, position=position
         )
     )
 

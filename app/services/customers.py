@@ -20,6 +20,7 @@ from app.models.customers import (
     ClassificationOverride,
     Customer,
     CustomerCreate,
+    CustomerRead,
     CustomerUpdate,
     FollowUp,
     FollowUpStatus,
@@ -30,7 +31,7 @@ from app.models.people import Role, User
 from app.models.pipeline import OPEN_STAGES, Opportunity
 from app.models.types import utcnow
 from app.permissions import Actor
-from app.services import department
+from app.services import department, names
 from app.services.common import ensure_version, get_in_scope
 from app.services.customer_reads import to_read, visible_customers
 from app.workflow import follow_owner
@@ -57,11 +58,26 @@ def _schedule_next_follow_up(settings: department.DepartmentSettings, customer: 
 
 
 async def get_customer(
-    session: AsyncSession, actor: Actor, customer_id: uuid.UUID, *, for_update: bool = False
+    session: AsyncSession,
+    actor: Actor,
+    customer_id: uuid.UUID,
+    *,
+    for_update: bool = False,
+    shown: bool = False,
 ) -> Customer:
-    return await get_in_scope(
-        session, Customer, customer_id, actor, name="customer", for_update=for_update
+    """The customer in scope (404 otherwise); ``shown``: with the names its answer shows,
+    read in the same statement, for a change answered with the customer."""
+    customer = await get_in_scope(
+        session,
+        Customer,
+        customer_id,
+        actor,
+        name="customer",
+        for_update=for_update,
+        shown=CustomerRead if shown else None,
     )
+    names.remember_customer(session, customer)
+    return customer
 
 
 async def _refuse_duplicates(
@@ -112,6 +128,7 @@ async def create_customer(session: AsyncSession, actor: Actor, data: CustomerCre
         raise ValidationFailed(["body", "owner_id"], "Name the rep who will own the customer.")
     owner_id = data.owner_id or actor.id
     owner = await _new_owner(session, actor, owner_id) if owner_id != actor.id else None
+    names.remember_user(session, owner_id, owner.full_name if owner else actor.full_name)
     key, phone = name_key(data.name), phone_key(data.phone)
     if not key:
         raise ValidationFailed(["body", "name"], "The name needs at least one letter or digit.")
@@ -141,7 +158,7 @@ async def update_customer(
     data: CustomerUpdate,
     expected: int | None,
 ) -> Customer:
-    customer = await get_customer(session, actor, customer_id)
+    customer = await get_customer(session, actor, customer_id, shown=True)
     ensure_version(customer, expected)
     sent = data.model_dump(exclude_unset=True)
     if "name" in sent and sent["name"] is None:
@@ -155,6 +172,7 @@ async def update_customer(
     for field, value in sent.items():
         setattr(customer, field, str(value) if field == "email" and value else value)
     customer.name_key, customer.phone_key = key, phone
+    names.remember_customer(session, customer)
     if not session.is_modified(customer):
         # Nothing changed: no new version, and no event for subscribers to chase.
         return customer
@@ -185,6 +203,7 @@ async def assign_customer(
     customer = await get_customer(session, actor, customer_id)
     ensure_version(customer, expected)
     owner = await _new_owner(session, actor, owner_id)
+    names.remember_user(session, owner.id, owner.full_name)
     previous = customer.owner_id
     customer.owner_id, customer.region_id = owner.id, owner.region_id
     # Open opportunities follow the customer; closed ones stay with whoever closed them.
@@ -235,7 +254,7 @@ async def override_classification(
 ) -> Customer:
     """Set a manual class with a reason, or (``data`` None) return to the suggestion."""
     settings = await department.load(session)
-    customer = await get_customer(session, actor, customer_id)
+    customer = await get_customer(session, actor, customer_id, shown=True)
     ensure_version(customer, expected)
     if data is None:
         customer.classification = customer.suggested_classification

@@ -27,6 +27,7 @@ from app.models.pipeline import Opportunity
 from app.models.types import utcnow
 from app.pagination import paginate
 from app.permissions import Actor, scope_filter
+from app.services import names
 from app.services.common import answer_columns, ensure_version, get_visible
 from app.services.customers import (
     get_customer,
@@ -34,7 +35,11 @@ from app.services.customers import (
     refresh_last_follow_up,
 )
 
-FOLLOW_UP_SORTS = {"created_at": FollowUp.created_at, "updated_at": FollowUp.updated_at}
+FOLLOW_UP_SORTS = {
+    "created_at": FollowUp.created_at,
+    "updated_at": FollowUp.updated_at,
+    "due_at": FollowUp.due_at,
+}
 _READ_COLUMNS = answer_columns(FollowUp, FollowUpRead)
 _READ_NAMES = check_plain(FollowUpRead)
 # Clocks of phones and laptops drift; a follow-up "done" a minute ahead is not in the future.
@@ -98,12 +103,21 @@ async def create_follow_up(session: AsyncSession, actor: Actor, data: FollowUpCr
     if follow_up.status == FollowUpStatus.DONE and follow_up.occurred_at is not None:
         await note_follow_up_done(session, customer, follow_up.occurred_at)
     await session.flush()
-    _record(session, "follow_up.created", follow_up, customer)
+    await record(session, "follow_up.created", follow_up, customer)
     return follow_up
 
 
-def _record(session: AsyncSession, type_: str, follow_up: FollowUp, customer: Customer) -> None:
-    events.record(session, type_, follow_up, FollowUpRead.model_validate(follow_up), scope=customer)
+async def to_read(session: AsyncSession, follow_up: FollowUp) -> FollowUpRead:
+    shown = await names.names_for(session, FollowUpRead, follow_up)
+    return FollowUpRead.model_validate({**follow_up.model_dump(), **shown})
+
+
+async def record(
+    session: AsyncSession, type_: str, follow_up: FollowUp, customer: Customer
+) -> None:
+    """The follow-up's event, scoped by its customer."""
+    read = await to_read(session, follow_up)
+    events.record(session, type_, follow_up, read, scope=customer)
 
 
 def _visible(actor: Actor) -> Any:
@@ -118,7 +132,10 @@ def _visible(actor: Actor) -> Any:
 
 
 async def get_follow_up(session: AsyncSession, actor: Actor, follow_up_id: uuid.UUID) -> FollowUp:
-    return await get_visible(session, FollowUp, follow_up_id, _visible(actor), name="follow-up")
+    """The follow-up in scope (404 otherwise), with the names its answer shows."""
+    return await get_visible(
+        session, FollowUp, follow_up_id, _visible(actor), name="follow-up", shown=FollowUpRead
+    )
 
 
 async def list_follow_ups(
@@ -193,7 +210,7 @@ async def update_follow_up(
     # Done-ness or the date may have changed either way: recount from the stored follow-ups.
     await refresh_last_follow_up(session, customer)
     await session.flush()
-    _record(session, "follow_up.updated", follow_up, customer)
+    await record(session, "follow_up.updated", follow_up, customer)
     return follow_up
 
 

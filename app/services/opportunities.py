@@ -28,6 +28,7 @@ from app.models.quotes import Quote, QuoteStatus
 from app.models.types import utcnow
 from app.pagination import paginate
 from app.permissions import Actor
+from app.services import names
 from app.services.common import (
     apply_changes,
     ensure_version,
@@ -42,8 +43,10 @@ OPPORTUNITY_SORTS = {
     "created_at": Opportunity.created_at,
     "updated_at": Opportunity.updated_at,
     "amount": Opportunity.amount,
+    "expected_close_date": Opportunity.expected_close_date,
 }
 CLOSED = frozenset({Stage.WON.value, Stage.LOST.value})
+_NAME_COLUMNS = names.name_columns(Opportunity, OpportunityRead)
 
 
 # Gates: each answers None, or what is missing. The function name is the 409 ``reason``.
@@ -137,11 +140,16 @@ def visible_opportunities(actor: Actor) -> ColumnElement[bool]:
     return in_scope(Opportunity, actor)
 
 
-async def to_read(session: AsyncSession, opp: Opportunity) -> OpportunityRead:
+async def to_read(
+    session: AsyncSession, opp: Opportunity, shown: dict[str, Any] | None = None
+) -> OpportunityRead:
+    """The opportunity as the API shows it; ``shown``: its names, when read beside it."""
     probability = opp.probability
     if probability is None:
         probability = STAGE_PROBABILITY[Stage(opp.stage)]
-    return OpportunityRead.model_validate({**opp.model_dump(), "probability": probability})
+    if shown is None:
+        shown = await names.names_for(session, OpportunityRead, opp)
+    return OpportunityRead.model_validate({**opp.model_dump(), **shown, "probability": probability})
 
 
 WORKFLOW: Workflow[Opportunity] = Workflow(
@@ -170,7 +178,7 @@ async def list_opportunities(
     cursor: str | None = None,
     limit: int = 50,
 ) -> tuple[list[OpportunityRead], str | None]:
-    stmt: Select[Any] = select(Opportunity).where(visible_opportunities(actor))
+    stmt: Select[Any] = select(Opportunity, *_NAME_COLUMNS).where(visible_opportunities(actor))
     for column, value in (
         (Opportunity.stage, stage),
         (Opportunity.owner_id, owner_id),
@@ -194,13 +202,25 @@ async def list_opportunities(
         cursor=cursor,
         limit=limit,
     )
-    return [await to_read(session, row) for row in rows], next_cursor
+    fields = names.name_fields(OpportunityRead)
+    return [
+        await to_read(session, row[0], dict(zip(fields, row[1:], strict=True))) for row in rows
+    ], next_cursor
 
 
 async def get_opportunity(
-    session: AsyncSession, actor: Actor, opportunity_id: uuid.UUID
+    session: AsyncSession, actor: Actor, opportunity_id: uuid.UUID, *, shown: bool = False
 ) -> Opportunity:
-    return await get_in_scope(session, Opportunity, opportunity_id, actor, name="opportunity")
+    """The opportunity in scope (404 otherwise); ``shown``: with the names its answer
+    shows, read in the same statement."""
+    return await get_in_scope(
+        session,
+        Opportunity,
+        opportunity_id,
+        actor,
+        name="opportunity",
+        shown=OpportunityRead if shown else None,
+    )
 
 
 async def create_opportunity(
@@ -236,7 +256,7 @@ async def update_opportunity(
     data: OpportunityUpdate,
     expected: int | None,
 ) -> Opportunity:
-    opp = await get_opportunity(session, actor, opportunity_id)
+    opp = await get_opportunity(session, actor, opportunity_id, shown=True)
     ensure_version(opp, expected)
     _refuse_if_closed(opp)
     apply_changes(opp, data)
@@ -263,7 +283,7 @@ async def transition(
     fields: Mapping[str, Any],
     expected: int | None,
 ) -> Opportunity:
-    opp = await get_opportunity(session, actor, opportunity_id)
+    opp = await get_opportunity(session, actor, opportunity_id, shown=True)
     return await WORKFLOW.transition(session, actor, opp, to, fields, expected)
 
 
