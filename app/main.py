@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.telemetry import TelemetryConfig
+from starlette.middleware.gzip import GZipMiddleware
 
 from app import audit  # noqa: F401  (registers the audit hook on every session)
 from app.callers import listen
@@ -52,6 +53,13 @@ pipeline, quotes, contracts, complaints and performance.
 * `POST` accepts an `Idempotency-Key` header; mutable resources carry `ETag` and honour `If-Match`.
 """
 
+
+# Answers from this size on are compressed for clients that accept gzip: lists, reports, the
+# OpenAPI document and the documentation's scripts. Below it the few bytes saved are not
+# worth the CPU (a single record is about 1 KB). Level 6, zlib's own default, compresses the
+# OpenAPI document to within 4% of level 9 (22 KB from 370 KB) in half the time.
+GZIP_MINIMUM_SIZE = 4096
+GZIP_LEVEL = 6
 
 _NO_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
 
@@ -215,6 +223,9 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     # Added inside out: the last one added runs first. app.state holds the rate limits'
     # counters for the login throttle (routers/auth.py) and for tests.
     app.add_middleware(IdempotencyMiddleware)
+    # Outside the idempotency layer, so a replayed answer is compressed like the first one;
+    # inside the request layer, whose headers join the compressed answer's.
+    app.add_middleware(GZipMiddleware, minimum_size=GZIP_MINIMUM_SIZE, compresslevel=GZIP_LEVEL)
     app.state.rate_limits = RateLimits.from_settings(settings)
     app.state.report_lane = Lane(
         "reports", settings.report_concurrency, settings.report_wait_seconds
