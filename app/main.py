@@ -12,7 +12,10 @@ from fastapi import FastAPI
 from fastapi.telemetry import TelemetryConfig
 from starlette.middleware.gzip import GZipMiddleware
 
-from app import audit  # noqa: F401  (registers the audit hook on every session)
+from app import (
+    audit,  # noqa: F401  (registers the audit hook on every session)
+    cors,
+)
 from app.callers import listen
 from app.config import Settings, get_settings
 from app.db import Database, create_engine
@@ -231,4 +234,9 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         "reports", settings.report_concurrency, settings.report_wait_seconds
     )
     app.add_middleware(RequestMiddleware, limits=app.state.rate_limits)
+    # Outermost, and only when some origin is allowed (server-to-server callers pay nothing):
+    # a preflight is answered before the rate limits, and every answer, errors included,
+    # carries the headers a browser needs to show it to the page (app.cors).
+    if settings.cors_allowed:
+        app.add_middleware(cors.CORS, **cors.options(settings.cors_allowed))
     return app
