@@ -15,6 +15,7 @@ from starlette.middleware.gzip import GZipMiddleware
 from app import (
     audit,  # noqa: F401  (registers the audit hook on every session)
     cors,
+    docs,
 )
 from app.callers import listen
 from app.config import Settings, get_settings
@@ -148,6 +149,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         version="1.0.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,  # app.docs serves them from local files
+        redoc_url=None,
         generate_unique_id_function=operation_id,
         telemetry=None if settings.otel_enabled else _NO_TELEMETRY,
         openapi_tags=[
@@ -222,6 +225,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         health.router,
     ):
         app.router.routes.extend(router.routes)
+    docs.install(app)
 
     # Added inside out: the last one added runs first. app.state holds the rate limits'
     # counters for the login throttle (routers/auth.py) and for tests.
