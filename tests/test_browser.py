@@ -27,7 +27,7 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit
 
 import httpx
@@ -38,6 +38,9 @@ from app.db import Database
 from app.models.customers import Customer
 from app.models.people import Role
 from tests.factories import make_customer, make_user
+
+if TYPE_CHECKING:  # playwright may be missing: the tests then skip or fail with the reason
+    from playwright.async_api import Browser, BrowserContext, Page, Route
 
 SALESDESK = Path(sys.executable).with_name("salesdesk")
 PAGES = Path(__file__).with_name("browser_pages")
@@ -163,7 +166,7 @@ def _wait_until_up(process: subprocess.Popen[bytes], url: str, log: Path) -> Non
 
 
 @pytest.fixture(scope="module")
-async def browser() -> AsyncIterator[Any]:
+async def browser() -> AsyncIterator[Browser]:
     executable = _chromium()
     from playwright.async_api import async_playwright
 
@@ -174,7 +177,7 @@ async def browser() -> AsyncIterator[Any]:
         await chromium.close()
 
 
-async def _run_page(browser: Any, url: str) -> tuple[dict[str, Any], list[str]]:
+async def _run_page(browser: Browser, url: str) -> tuple[dict[str, Any], list[str]]:
     """Open the customers page at ``url``; its result and the browser's console lines."""
     context = await browser.new_context()
     page = await context.new_page()
@@ -192,7 +195,7 @@ async def _run_page(browser: Any, url: str) -> tuple[dict[str, Any], list[str]]:
 
 
 async def test_a_page_on_an_allowed_origin_logs_in_and_lists_customers(
-    browser: Any, api: str, sites: tuple[StaticSite, StaticSite], database: Database
+    browser: Browser, api: str, sites: tuple[StaticSite, StaticSite], database: Database
 ) -> None:
     rep = await make_user(database, Role.REP, password=PASSWORD)
     await make_customer(database, rep, "Wuxi Taihu Textiles")
@@ -222,7 +225,7 @@ async def test_a_page_on_an_allowed_origin_logs_in_and_lists_customers(
 
 
 async def test_a_page_on_another_origin_is_refused_by_the_browser(
-    browser: Any, api: str, sites: tuple[StaticSite, StaticSite], database: Database
+    browser: Browser, api: str, sites: tuple[StaticSite, StaticSite], database: Database
 ) -> None:
     rep = await make_user(database, Role.REP, password=PASSWORD)
     query = urlencode({"api": api, "email": rep.user.email, "password": PASSWORD})
@@ -234,12 +237,12 @@ async def test_a_page_on_another_origin_is_refused_by_the_browser(
     assert any("blocked by CORS policy" in line for line in console), console
 
 
-async def _offline_page(browser: Any) -> tuple[Any, Any, list[str]]:
+async def _offline_page(browser: Browser) -> tuple[BrowserContext, Page, list[str]]:
     """A page whose every request to a host other than this machine is aborted (and noted)."""
     context = await browser.new_context()
     outside: list[str] = []
 
-    async def only_local(route: Any) -> None:
+    async def only_local(route: Route) -> None:
         if urlsplit(route.request.url).hostname in LOCAL_HOSTS:
             await route.continue_()
         else:
@@ -251,7 +254,7 @@ async def _offline_page(browser: Any) -> tuple[Any, Any, list[str]]:
 
 
 async def test_swagger_ui_renders_offline_and_authorizes_with_email_and_password(
-    browser: Any, api: str, database: Database
+    browser: Browser, api: str, database: Database
 ) -> None:
     rep = await make_user(database, Role.REP, password=PASSWORD)
     await make_customer(database, rep, "Wuxi Taihu Textiles")
@@ -285,7 +288,7 @@ async def test_swagger_ui_renders_offline_and_authorizes_with_email_and_password
     assert outside == []
 
 
-async def test_redoc_renders_offline(browser: Any, api: str) -> None:
+async def test_redoc_renders_offline(browser: Browser, api: str) -> None:
     context, page, outside = await _offline_page(browser)
     try:
         await page.goto(api + "/redoc")
