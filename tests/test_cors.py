@@ -64,6 +64,9 @@ async def test_a_preflight_needs_no_token_and_is_never_rate_limited(database: Da
                 headers=preflight(APP_ORIGIN, "PATCH", "authorization, if-match"),
             )
             assert answer.status_code == 204
+        # The preflights spent none of the address's one request a minute.
+        problem(await client.get(CUSTOMERS, headers={"Origin": APP_ORIGIN}), 401, "unauthorized")
+        problem(await client.get(CUSTOMERS, headers={"Origin": APP_ORIGIN}), 429, "rate_limited")
 
 
 async def test_answers_and_errors_carry_the_headers_a_page_needs(database: Database) -> None:
