@@ -17,7 +17,9 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-## Serve on :8000; on the embedded SQLite default this migrates and seeds the demo data.
+## Serve on :8000; on the embedded SQLite default this migrates and seeds the demo data, and
+## (SALESDESK_CORS_ORIGINS unset) lets pages from http://localhost:* and http://127.0.0.1:*
+## call the API. From a phone on the LAN: make run HOST=0.0.0.0 (README, "Web apps").
 run: install
 	$(BIN)/salesdesk serve --host $(HOST) --port $(PORT)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 from functools import lru_cache
 from pathlib import Path
@@ -12,6 +13,12 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 EMBEDDED_DATABASE_URL = "sqlite+aiosqlite:///./var/salesdesk.db"
 VAR_DIR = Path("var")
 MIN_KEY_BYTES = 32
+# What SALESDESK_CORS_ORIGINS means when it is unset on the embedded default: the web app's
+# development server on this machine, on whatever port it picked.
+LOCAL_DEVELOPMENT_ORIGINS = "http://localhost:*,http://127.0.0.1:*"
+# An origin as a browser sends it (scheme, host, optional port; no path), or one with ":*"
+# for any port.
+_ORIGIN = re.compile(r"^https?://(\[[0-9a-f:.]+\]|[a-z0-9.-]+)(:[0-9]{1,5}|:\*)?$")
 # "<count>/<second|minute|hour|day>", as in SALESDESK_RATE_LIMIT_PER_USER=600/minute.
 _RATE = r"^\s*[1-9][0-9]*\s*/\s*(second|minute|hour|day)s?\s*$"
 
@@ -62,6 +69,9 @@ class Settings(BaseSettings):
     webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
     webhook_poll_seconds: float = Field(default=1.0, gt=0, le=60)
     run_worker: bool = True
+    # The origins whose web pages may call the API (CORS), comma-separated; None: those of
+    # LOCAL_DEVELOPMENT_ORIGINS on the embedded default, none elsewhere (``cors_allowed``).
+    cors_origins: str | None = None
     # None: on unless the database is the embedded SQLite one (see ``rate_limits_on``).
     rate_limit_enabled: bool | None = None
     rate_limit_per_user: str = Field(default="600/minute", pattern=_RATE)
@@ -91,6 +101,29 @@ class Settings(BaseSettings):
                 "python3 -c 'import secrets; print(secrets.token_urlsafe(48))'"
             )
         return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        origins = [part.strip().lower() for part in value.split(",") if part.strip()]
+        for origin in origins:
+            if origin != "*" and not _ORIGIN.match(origin):
+                raise ValueError(
+                    f"SALESDESK_CORS_ORIGINS: {origin!r} is not an origin like "
+                    "'https://crm.example.com', 'http://localhost:5173' or "
+                    "'http://localhost:*' (scheme, host and port only, no path), nor '*'"
+                )
+        return ",".join(origins)
+
+    @property
+    def cors_allowed(self) -> tuple[str, ...]:
+        """The origins allowed to call the API from a browser (none: no CORS at all)."""
+        value = self.cors_origins
+        if value is None:
+            value = LOCAL_DEVELOPMENT_ORIGINS if self.is_embedded_default else ""
+        return tuple(origin for origin in value.split(",") if origin)
 
     @property
     def is_sqlite(self) -> bool:

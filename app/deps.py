@@ -7,7 +7,7 @@ import uuid
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
-from fastapi.security import HTTPBearer
+from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -43,20 +43,28 @@ _ACTOR_QUERY = (
 )
 
 
-class Caller(HTTPBearer):
+# Where the OAuth2 password flow logs in: Swagger UI's "Authorize" dialog posts the e-mail
+# and password there, and generated clients read it from the security scheme.
+TOKEN_URL = "/api/v1/auth/token"
+
+
+class Caller(OAuth2PasswordBearer):
     """The caller, from a valid access token of an active user (401 otherwise), and with
     ``permission`` when one is named (403 otherwise).
 
-    One dependency where there were three (the bearer scheme, the caller, the permission
-    check) each with its own parameters for FastAPI to solve on every request. It is still
-    the HTTP bearer security scheme for OpenAPI.
+    One dependency where there were three (the security scheme, the caller, the permission
+    check) each with its own parameters for FastAPI to solve on every request. For OpenAPI
+    it is the OAuth2 password flow's security scheme: the token is still read from the
+    ``Authorization: Bearer`` header, and a missing or bad one is still a 401 problem.
     """
 
     def __init__(self, permission: Permission | None = None) -> None:
         super().__init__(
+            tokenUrl=TOKEN_URL,
+            scheme_name="OAuth2PasswordBearer",
+            description="Log in with your e-mail as the username and your password; send "
+            "the access token as `Authorization: Bearer <token>`.",
             auto_error=False,
-            scheme_name="HTTPBearer",
-            description="An access token from /api/v1/auth/token.",
         )
         self.permission = permission
 

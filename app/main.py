@@ -10,8 +10,13 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.telemetry import TelemetryConfig
+from starlette.middleware.gzip import GZipMiddleware
 
-from app import audit  # noqa: F401  (registers the audit hook on every session)
+from app import (
+    audit,  # noqa: F401  (registers the audit hook on every session)
+    cors,
+    docs,
+)
 from app.callers import listen
 from app.config import Settings, get_settings
 from app.db import Database, create_engine
@@ -52,6 +57,13 @@ pipeline, quotes, contracts, complaints and performance.
 * `POST` accepts an `Idempotency-Key` header; mutable resources carry `ETag` and honour `If-Match`.
 """
 
+
+# Answers from this size on are compressed for clients that accept gzip: lists, reports, the
+# OpenAPI document and the documentation's scripts. Below it the few bytes saved are not
+# worth the CPU (a single record is about 1 KB). Level 6, zlib's own default, compresses the
+# OpenAPI document to within 4% of level 9 (22 KB from 370 KB) in half the time.
+GZIP_MINIMUM_SIZE = 4096
+GZIP_LEVEL = 6
 
 _NO_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
 
@@ -137,6 +149,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         version="1.0.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,  # app.docs serves them from local files
+        redoc_url=None,
         generate_unique_id_function=operation_id,
         telemetry=None if settings.otel_enabled else _NO_TELEMETRY,
         openapi_tags=[
@@ -211,13 +225,22 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         health.router,
     ):
         app.router.routes.extend(router.routes)
+    docs.install(app)
 
     # Added inside out: the last one added runs first. app.state holds the rate limits'
     # counters for the login throttle (routers/auth.py) and for tests.
     app.add_middleware(IdempotencyMiddleware)
+    # Outside the idempotency layer, so a replayed answer is compressed like the first one;
+    # inside the request layer, whose headers join the compressed answer's.
+    app.add_middleware(GZipMiddleware, minimum_size=GZIP_MINIMUM_SIZE, compresslevel=GZIP_LEVEL)
     app.state.rate_limits = RateLimits.from_settings(settings)
     app.state.report_lane = Lane(
         "reports", settings.report_concurrency, settings.report_wait_seconds
     )
     app.add_middleware(RequestMiddleware, limits=app.state.rate_limits)
+    # Outermost, and only when some origin is allowed (server-to-server callers pay nothing):
+    # a preflight is answered before the rate limits, and every answer, errors included,
+    # carries the headers a browser needs to show it to the page (app.cors).
+    if settings.cors_allowed:
+        app.add_middleware(cors.CORS, **cors.options(settings.cors_allowed))
     return app

@@ -65,7 +65,8 @@ class RequestMiddleware:
     - ``X-Request-ID``: the caller's, when it is a UUID (or 32 hex digits, as nginx's and
       OpenTelemetry's ids are), else a new one; on the answer, and in every log line of
       the request (``asgi_correlation_id``'s context variable and log filter).
-    - The rate limits (``app.ratelimit``): a 429 is logged and carries the request id.
+    - The rate limits (``app.ratelimit``): every limited answer carries ``RateLimit-Policy``
+      and ``RateLimit``; a 429 is logged and carries the request id.
     - One access log line and the Prometheus metrics per request, by route template.
     - Unhandled exceptions are answered here: Starlette would render them in its outermost
       ``ServerErrorMiddleware``, outside this one, without the request id and uncounted.
@@ -94,7 +95,7 @@ class RequestMiddleware:
             if given:
                 id_logger.warning("replaced an X-Request-ID that is not a UUID: %r", given[:64])
         correlation_id.set(request_id)
-        header = (_REQUEST_ID, request_id.encode("latin-1"))
+        added: tuple[tuple[bytes, bytes], ...] = ((_REQUEST_ID, request_id.encode("latin-1")),)
         status = 500
         response_started = False
 
@@ -102,11 +103,13 @@ class RequestMiddleware:
             nonlocal status, response_started
             if message["type"] == "http.response.start":
                 status, response_started = message["status"], True
-                message["headers"] = [*message.get("headers", ()), header]
+                message["headers"] = [*message.get("headers", ()), *added]
             await send(message)
 
         try:
-            refusal = self.limits.refusal(scope, authorization)
+            refusal, limit_headers = self.limits.check(scope, authorization)
+            if limit_headers:
+                added += limit_headers
             if refusal is not None:
                 await refusal(scope, receive, send_with_id)
             else:

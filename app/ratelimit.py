@@ -15,8 +15,8 @@ from __future__ import annotations
 import math
 import re
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 from starlette._utils import get_route_path
 from starlette.types import ASGIApp, Scope
@@ -26,6 +26,7 @@ from app.errors import RateLimited, problem_response
 from app.security import bearer_token, decode_access_token
 
 Clock = Callable[[], float]
+Headers = tuple[tuple[bytes, bytes], ...]
 
 # Probes and scrapers must keep working while a client is being throttled.
 EXEMPT_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
@@ -44,6 +45,11 @@ class Rate:
 
     limit: int
     period: float
+
+    @property
+    def interval(self) -> float:
+        """Seconds to earn back one request."""
+        return self.period / self.limit
 
     @classmethod
     def parse(cls, text: str) -> Rate:
@@ -72,24 +78,28 @@ class RateLimiter:
         self._full_at: dict[str, float] = {}
         self._next_sweep = 0.0
 
-    def hit(self, keys: Iterable[tuple[str, Rate]]) -> float:
+    def hit(self, keys: Sequence[tuple[str, Rate]]) -> tuple[float, list[float]]:
         """Count one request against every key and return 0, or, when any key is over its
-        rate, count nothing and return the seconds until every key would allow it."""
+        rate, count nothing and return the seconds until every key would allow it; with,
+        for each key, the seconds until its bucket is full again after this call."""
         now = self.clock()
         self._sweep(now)
         wait = 0.0
-        updates: dict[str, float] = {}
+        held: list[float] = []
         for key, rate in keys:
-            full_at = max(self._full_at.get(key, now), now) + rate.period / rate.limit
-            over = full_at - now - rate.period
+            until_full = max(self._full_at.get(key, now) - now, 0.0)
+            held.append(until_full)
+            over = until_full + rate.interval - rate.period
             if over > _EPSILON:
                 wait = max(wait, over)
-            else:
-                updates[key] = full_at
         if wait > 0:
-            return wait
-        self._full_at.update(updates)
-        return 0.0
+            return wait, held
+        counted = []
+        for (key, rate), until_full in zip(keys, held, strict=True):
+            until_full += rate.interval
+            self._full_at[key] = now + until_full
+            counted.append(until_full)
+        return 0.0, counted
 
     def _sweep(self, now: float) -> None:
         if now < self._next_sweep:
@@ -206,6 +216,13 @@ class RateLimits:
     per_ip: Rate
     requests: RateLimiter
     logins: LoginThrottle
+    # The RateLimit-Policy values, written once: the IP's policy, then the IP's and the user's.
+    _policies: tuple[bytes, bytes] = field(init=False)
+
+    def __post_init__(self) -> None:
+        ip = _quota_policy(_POLICY_NAMES[0], self.per_ip)
+        user = _quota_policy(_POLICY_NAMES[1], self.per_user)
+        self._policies = (ip.encode("latin-1"), f"{ip}, {user}".encode("latin-1"))
 
     @classmethod
     def from_settings(cls, settings: Settings, clock: Clock = time.monotonic) -> RateLimits:
@@ -223,23 +240,30 @@ class RateLimits:
             ),
         )
 
-    def refusal(self, scope: Scope, authorization: str | None) -> ASGIApp | None:
-        """The 429 (with ``Retry-After``) for a client over its rate, else None: per client
-        IP for every request, and also per user for requests with a valid bearer token. The
-        token is only decoded here, not looked up: a revoked user's requests are still
-        refused later."""
+    def check(self, scope: Scope, authorization: str | None) -> tuple[ASGIApp | None, Headers]:
+        """Count the request: the 429 (with ``Retry-After``) for a client over its rate, else
+        None; and the ``RateLimit-Policy`` and ``RateLimit`` headers for the answer (none
+        when the request is not limited). Per client IP for every request, and also per user
+        for requests with a valid bearer token. The token is only decoded here, not looked
+        up: a revoked user's requests are still refused later."""
         if not self.enabled or _exempt(scope):
-            return None
+            return None, ()
         keys = [("ip:" + client_ip(scope), self.per_ip)]
         user = self._user(authorization)
         if user is not None:
             keys.append(("user:" + user, self.per_user))
-        wait = self.requests.hit(keys)
+        wait, until_full = self.requests.hit(keys)
+        policies = self._policies[len(keys) - 1]
+        states = ", ".join(
+            _service_limit(name, rate, seconds)
+            for name, (_, rate), seconds in zip(_POLICY_NAMES, keys, until_full, strict=False)
+        )
+        headers = ((_RATELIMIT_POLICY, policies), (_RATELIMIT, states.encode("latin-1")))
         if wait <= 0:
-            return None
+            return None, headers
         seconds = retry_after(wait)
         error = RateLimited(f"Too many requests; retry in {seconds} seconds.", retry_after=seconds)
-        return problem_response(error.status, error.code, error.detail, error.headers)
+        return problem_response(error.status, error.code, error.detail, error.headers), headers
 
     def _user(self, authorization: str | None) -> str | None:
         token = bearer_token(authorization)
@@ -252,6 +276,31 @@ class RateLimits:
         """Count time with ``clock`` (tests advance a fake one instead of sleeping)."""
         self.requests.clock = clock
         self.logins.clock = clock
+
+
+# The draft's field names (draft-ietf-httpapi-ratelimit-headers): the policies a request
+# counts against, and what is left of each.
+_RATELIMIT_POLICY = b"ratelimit-policy"
+_RATELIMIT = b"ratelimit"
+# The keys of RateLimits.check in order: every request counts per IP, a signed-in one per user.
+_POLICY_NAMES = ("ip", "user")
+
+
+def _quota_policy(name: str, rate: Rate) -> str:
+    """``"ip";q=1200;w=60``: ``q`` requests per window of ``w`` seconds."""
+    return f'"{name}";q={rate.limit};w={math.ceil(rate.period)}'
+
+
+def _service_limit(name: str, rate: Rate, until_full: float) -> str:
+    """``"ip";r=1195;t=1``: ``r`` requests may be made at once now, and ``t`` whole seconds
+    pass before one more is earned (no ``t`` when the allowance is whole). In those ``t``
+    seconds no more than ``r`` requests are let through, as the draft's effective window
+    says; on a 429, the refusing policy's ``t`` is the ``Retry-After``."""
+    missing = math.ceil(until_full / rate.interval - _EPSILON)
+    if missing <= 0:
+        return f'"{name}";r={rate.limit}'
+    remaining = max(rate.limit - missing, 0)
+    return f'"{name}";r={remaining};t={retry_after(until_full - (missing - 1) * rate.interval)}'
 
 
 def client_ip(scope: Scope) -> str:

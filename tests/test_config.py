@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -35,3 +36,16 @@ async def test_postgres_without_a_signing_key_does_not_start() -> None:
             pytest.fail("the app started without a signing key")
     # Refused before it made a database (it would have been left undisposed).
     assert not hasattr(app.state, "database")
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_every_setting_is_in_the_readme_table_and_in_env_example() -> None:
+    readme = (ROOT / "README.md").read_text()
+    table = readme[readme.index("## Configuration") :].split("\n## ", 1)[0]
+    example = (ROOT / ".env.example").read_text()
+    for name in Settings.model_fields:
+        variable = f"SALESDESK_{name.upper()}"
+        assert f"`{variable}`" in table, f"{variable} is missing from the README's table"
+        assert f"{variable}=" in example, f"{variable} is missing from .env.example"

@@ -193,6 +193,68 @@ def test_rates_are_parsed_and_bad_ones_refused() -> None:
             Rate.parse(bad)
 
 
+# RateLimit-Policy and RateLimit headers -----------------------------------------------------
+
+
+async def test_every_limited_answer_says_the_policies_and_what_is_left(
+    database: Database,
+) -> None:
+    clock = FakeClock()
+    app = make_app(
+        database,
+        clock,
+        rate_limit_enabled=True,
+        rate_limit_per_user="3/minute",
+        rate_limit_per_ip="100/second",
+    )
+    rep = await make_user(database, Role.REP)
+    both = '"ip";q=100;w=1, "user";q=3;w=60'
+    async with client_for(app) as client:
+        first = await me(client, rep)
+        assert first.status_code == 200
+        assert first.headers["ratelimit-policy"] == both
+        # One of three spent; the next is earned back in 20 s (60 s / 3).
+        assert first.headers["ratelimit"] == '"ip";r=99;t=1, "user";r=2;t=20'
+
+        clock.advance(5)
+        second = await me(client, rep)
+        assert second.headers["ratelimit"] == '"ip";r=99;t=1, "user";r=1;t=15'
+        third = await me(client, rep)
+        assert third.headers["ratelimit"] == '"ip";r=98;t=1, "user";r=0;t=15'
+
+        refused = await me(client, rep)
+        assert limited(refused) == 15
+        assert refused.headers["ratelimit-policy"] == both
+        # A refused request is not counted: the IP's allowance stands where it was.
+        assert refused.headers["ratelimit"] == '"ip";r=98;t=1, "user";r=0;t=15'
+
+        # Without a token only the IP's policy applies; errors carry the headers too.
+        anonymous = await me(client)
+        problem(anonymous, 401, "unauthorized")
+        assert anonymous.headers["ratelimit-policy"] == '"ip";q=100;w=1'
+        assert anonymous.headers["ratelimit"] == '"ip";r=97;t=1'
+
+        clock.advance(60)
+        rested = await me(client, rep)
+        assert rested.headers["ratelimit"] == '"ip";r=99;t=1, "user";r=2;t=20'
+
+
+async def test_answers_that_are_not_limited_carry_no_rate_limit_headers(
+    database: Database, client: httpx.AsyncClient
+) -> None:
+    rep = await make_user(database, Role.REP)
+    # The shared app runs with limits off.
+    off = await me(client, rep)
+    assert off.status_code == 200
+    assert "ratelimit" not in off.headers and "ratelimit-policy" not in off.headers
+
+    app = make_app(database, FakeClock(), rate_limit_enabled=True)
+    async with client_for(app) as limited_client:
+        health = await limited_client.get("/healthz")
+        assert health.status_code == 200
+        assert "ratelimit" not in health.headers and "ratelimit-policy" not in health.headers
+
+
 # Login throttle ----------------------------------------------------------------------------
 
 
