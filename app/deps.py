@@ -12,7 +12,7 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.callers import CallerCache
-from app.config import get_settings
+from app.config import Settings, get_settings
 from app.db import get_session
 from app.errors import Forbidden, Unauthorized
 from app.models.people import Role, User
@@ -23,6 +23,15 @@ from app.services import department
 from app.services.department import SETTINGS_ID
 
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
+
+
+async def app_settings(request: Request) -> Settings:
+    """The settings the app was created with (``create_app(settings)``)."""
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+AppSettingsDep = Annotated[Settings, Depends(app_settings)]
 
 
 def access_claims(token: str) -> AccessClaims | None:
@@ -97,6 +106,16 @@ async def _read_caller(
 
 
 ActorDep = Annotated[Actor, Depends(Caller())]
+
+
+def caller_login(request: Request) -> uuid.UUID | None:
+    """The login (refresh-token family) of the request's access token, for a route that
+    also depends on the caller, so the token is known valid; None for a token without one.
+    Not part of the caller itself: only self-service asks, and the cached claims cost
+    nothing to look up again."""
+    token = bearer_token(request.headers.get("authorization"))
+    claims = access_claims(token) if token else None
+    return claims.login_id if claims else None
 
 
 def require(permission: Permission) -> Caller:
