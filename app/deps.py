@@ -124,11 +124,13 @@ def require(permission: Permission) -> Caller:
     return Caller(permission)
 
 
-# "3", W/"3" (weak and strong compare alike: the version is the whole state) or a bare 3.
+# "3", W/"3" (weak and strong compare alike) or a bare 3; or "3-5f2c9a1e", the tag of an
+# answer that also shows what changes without the version (app.routers.common.etag): a write
+# is stale when the row has moved on, not when the clock has.
 NO_VERSION = -1
 """What an If-Match that names no version of ours expects: nothing matches it."""
 
-_ETAG = re.compile(r'\s*(?:W/)?(?:"([0-9]{1,18})"|([0-9]{1,18}))\s*')
+_ETAG = re.compile(r'\s*(?:W/)?(?:"([0-9]{1,18})(?:-[0-9a-f]{1,64})?"|([0-9]{1,18}))\s*')
 
 
 # async although it awaits nothing: FastAPI runs a plain ``def`` dependency in a worker

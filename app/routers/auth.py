@@ -111,7 +111,7 @@ async def auth_me(
     """You, your role's permissions, and the department's time zone, business hours and
     currency."""
     me = await auth_service.me(session, actor, settings.currency)
-    with_etag(response, me.version)
+    with_etag(response, me.version, me.unversioned())
     return me
 
 
@@ -131,7 +131,7 @@ async def auth_me_update(
     """Only `full_name`, `phone` and `locale`; any other field is a 422 (your role, region
     and email are your managers' to change)."""
     me = await auth_service.update_me(session, actor, body, expected, settings.currency)
-    with_etag(response, me.version)
+    with_etag(response, me.version, me.unversioned())
     return me
 
 

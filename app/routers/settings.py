@@ -21,7 +21,7 @@ async def settings_get(
     session: SessionDep, _: Director, settings: AppSettingsDep, response: Response
 ) -> SettingsRead:
     current = await department.read(session, settings.currency)
-    with_etag(response, current.version)
+    with_etag(response, current.version, current.unversioned())
     return current
 
 
@@ -36,5 +36,5 @@ async def settings_update(
 ) -> SettingsRead:
     await department.update(session, body.model_dump(exclude_unset=True), expected)
     updated = await department.read(session, settings.currency)
-    with_etag(response, updated.version)
+    with_etag(response, updated.version, updated.unversioned())
     return updated

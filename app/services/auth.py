@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from pydantic import Field
 from sqlalchemy import func, select, update
@@ -176,6 +177,10 @@ class MeRead(UserRead):
     currency: str = Field(
         description="The ISO 4217 code of every amount of money.", examples=["CNY"]
     )
+
+    def unversioned(self) -> tuple[Any, ...]:
+        # The department's settings and the deployment's, not the user's row.
+        return (self.permissions, self.business_hours, self.currency)
 
 
 # Sorted once per role: the permissions never change while the process runs.

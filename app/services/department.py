@@ -244,6 +244,12 @@ class SettingsRead(DepartmentSettings):
         examples=["CNY"],
     )
 
+    def unversioned(self) -> tuple[Any, ...]:
+        """For the ETag (``app.routers.common.etag``): the deployment's settings this answer
+        shows, which change without the row (the default time zone shows while no row is
+        saved)."""
+        return (self.currency, self.business_hours.time_zone)
+
 
 async def read(session: AsyncSession, currency: str) -> SettingsRead:
     """The settings in force, with the deployment's ``currency``."""
