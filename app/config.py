@@ -40,7 +40,8 @@ class Settings(BaseSettings):
     # FastAPI's native OpenTelemetry (spans, metrics and logs to the global providers). Off,
     # each request skips asking whether a provider is configured.
     otel_enabled: bool = False
-    currency: str = "CNY"
+    # ISO 4217: every amount of money is in this currency (answered by /auth/me and /settings).
+    currency: str = Field(default="CNY", pattern=r"^[A-Z]{3}$")
     time_zone: str = "Asia/Shanghai"
     seed_demo: bool = True
     # 20 connections kept open, none opened beyond them: the old 10 + 10 overflow capped a

@@ -12,7 +12,7 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.callers import CallerCache
-from app.config import get_settings
+from app.config import Settings, get_settings
 from app.db import get_session
 from app.errors import Forbidden, Unauthorized
 from app.models.people import Role, User
@@ -23,6 +23,15 @@ from app.services import department, names
 from app.services.department import SETTINGS_ID
 
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
+
+
+async def app_settings(request: Request) -> Settings:
+    """The settings the app was created with (``create_app(settings)``)."""
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+AppSettingsDep = Annotated[Settings, Depends(app_settings)]
 
 
 def access_claims(token: str) -> AccessClaims | None:
@@ -115,17 +124,29 @@ async def _read_caller(
 ActorDep = Annotated[Actor, Depends(Caller())]
 
 
+def caller_login(request: Request) -> uuid.UUID | None:
+    """The login (refresh-token family) of the request's access token, for a route that
+    also depends on the caller, so the token is known valid; None for a token without one.
+    Not part of the caller itself: only self-service asks, and the cached claims cost
+    nothing to look up again."""
+    token = bearer_token(request.headers.get("authorization"))
+    claims = access_claims(token) if token else None
+    return claims.login_id if claims else None
+
+
 def require(permission: Permission) -> Caller:
     """A dependency answering 401 without a valid caller, 403 unless the caller's role has
     ``permission``."""
     return Caller(permission)
 
 
-# "3", W/"3" (weak and strong compare alike: the version is the whole state) or a bare 3.
+# "3", W/"3" (weak and strong compare alike) or a bare 3; or "3-5f2c9a1e", the tag of an
+# answer that also shows what changes without the version (app.routers.common.etag): a write
+# is stale when the row has moved on, not when the clock has.
 NO_VERSION = -1
 """What an If-Match that names no version of ours expects: nothing matches it."""
 
-_ETAG = re.compile(r'\s*(?:W/)?(?:"([0-9]{1,18})"|([0-9]{1,18}))\s*')
+_ETAG = re.compile(r'\s*(?:W/)?(?:"([0-9]{1,18})(?:-[0-9a-f]{1,64})?"|([0-9]{1,18}))\s*')
 
 
 # async although it awaits nothing: FastAPI runs a plain ``def`` dependency in a worker

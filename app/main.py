@@ -189,6 +189,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             {"name": "health", "description": "Liveness, readiness and metrics."},
         ],
     )
+    app.state.settings = settings  # what routes read through app.deps.AppSettingsDep
     if database is not None:
         app.state.database = database
     install_error_handlers(app)

@@ -1,4 +1,5 @@
-"""Passwords and tokens. The only module that knows python-jose and the password hasher."""
+"""Passwords and tokens. The only module that knows python-jose, the password hasher and
+the password strength estimator."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import anyio.to_thread
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from jose import JWTError, jwt
+from zxcvbn import zxcvbn
 
 ALGORITHM = "HS256"
 _hasher = PasswordHasher()
@@ -38,18 +40,51 @@ async def verify_password(password_hash: str | None, password: str) -> bool:
     )
 
 
+# zxcvbn's score from 0 to 4: 3 is "safely unguessable", about 10^10 guesses.
+MIN_PASSWORD_SCORE = 3
+# zxcvbn's own bound on what it estimates (its cost grows with the length: about 160 ms at
+# 128 characters). The first 72 characters' strength is a lower bound of the whole's.
+_ESTIMATED_CHARACTERS = 72
+
+
+def _weakness(password: str, user_inputs: list[str]) -> str | None:
+    result = zxcvbn(password[:_ESTIMATED_CHARACTERS], user_inputs=user_inputs)
+    if result["score"] >= MIN_PASSWORD_SCORE:
+        return None
+    feedback = result["feedback"]
+    advice = " ".join(filter(None, [feedback["warning"], *feedback["suggestions"]]))
+    return f"The password is too easy to guess. {advice}".strip()
+
+
+async def password_weakness(password: str, user_inputs: list[str]) -> str | None:
+    """Why ``password`` is too easy to guess (common passwords, keyboard patterns, dates,
+    the words of ``user_inputs`` such as the user's name and email), or None when it is
+    strong enough. Estimated in a worker thread: it takes a few milliseconds."""
+    return await anyio.to_thread.run_sync(_weakness, password, user_inputs)
+
+
 @dataclass(frozen=True)
 class AccessClaims:
     user_id: uuid.UUID
     role: str
     region_id: uuid.UUID | None
     expires_at: datetime
+    login_id: uuid.UUID | None = None
+    """The login (refresh-token family) the token was issued to; None in tokens made
+    without one."""
 
 
 def create_access_token(
-    key: str, user_id: uuid.UUID, role: str, region_id: uuid.UUID | None, minutes: int
+    key: str,
+    user_id: uuid.UUID,
+    role: str,
+    region_id: uuid.UUID | None,
+    minutes: int,
+    login_id: uuid.UUID | None = None,
 ) -> tuple[str, int]:
-    """A signed JWT and its lifetime in seconds."""
+    """A signed JWT and its lifetime in seconds. ``login_id`` goes in the ``sid`` claim (a
+    session id, as OpenID Connect names it), so a request can tell its own login from the
+    user's others."""
     now = datetime.now(UTC)
     claims = {
         "sub": str(user_id),
@@ -60,6 +95,8 @@ def create_access_token(
         "exp": int((now + timedelta(minutes=minutes)).timestamp()),
         "jti": secrets.token_hex(8),
     }
+    if login_id is not None:
+        claims["sid"] = str(login_id)
     return jwt.encode(claims, key, algorithm=ALGORITHM), minutes * 60
 
 
@@ -106,11 +143,13 @@ def _verify_access_token(key: str, token: str) -> AccessClaims | None:
         if claims.get("type") != "access":
             return None
         region = claims.get("region_id")
+        login = claims.get("sid")
         return AccessClaims(
             user_id=uuid.UUID(claims["sub"]),
             role=str(claims["role"]),
             region_id=uuid.UUID(region) if region else None,
             expires_at=datetime.fromtimestamp(int(claims["exp"]), UTC),
+            login_id=uuid.UUID(login) if login else None,
         )
     except (JWTError, KeyError, ValueError, TypeError, AttributeError):
         return None

@@ -110,3 +110,10 @@ class ResourceRead(ReadSchema):
     version: int
     created_at: datetime
     updated_at: datetime
+
+    def unversioned(self) -> tuple[Any, ...]:
+        """What this answer shows that can change while ``version`` stays (the clock's
+        verdicts, sums of other rows, the server's bookkeeping), so that its ETag changes with
+        them (``app.routers.common.etag``); empty values mean "as the row says". Nothing, for
+        an answer that is its row's columns."""
+        return ()

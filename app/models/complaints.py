@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from enum import StrEnum
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import pydantic
 from pydantic import StrictInt
@@ -181,6 +181,10 @@ class ComplaintRead(ResourceRead):
     satisfaction: int | None = pydantic.Field(description="The customer's score 1–5 at closing.")
     root_cause: str | None
     corrective_action: str | None
+
+    def unversioned(self) -> tuple[Any, ...]:
+        # A breach is found by the clock, and escalation is the server's bookkeeping.
+        return (self.breached, self.escalated_at)
 
 
 class ComplaintTransition(InputSchema):

@@ -6,6 +6,7 @@ import uuid
 from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
+from typing import Any
 
 import pydantic
 from sqlalchemy import Index, Integer, Numeric, String, Text, UniqueConstraint
@@ -264,6 +265,9 @@ class ContractRead(ResourceRead):
     terminated_at: datetime | None
     termination_reason: str | None
     cancelled_at: datetime | None
+
+    def unversioned(self) -> tuple[Any, ...]:
+        return (self.review_overdue,)  # the clock passed review_due_at
 
 
 class ContractTransition(InputSchema):

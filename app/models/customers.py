@@ -7,6 +7,7 @@ import unicodedata
 import uuid
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 import pydantic
 from pydantic import EmailStr, StrictBool, StrictInt
@@ -193,6 +194,11 @@ class CustomerRead(ResourceRead):
     region_id: uuid.UUID | None
     last_follow_up_at: datetime | None
     follow_up_due_at: datetime | None
+
+    def unversioned(self) -> tuple[Any, ...]:
+        # Dormancy is the clock's verdict (no follow-up for dormant_after_days); every other
+        # status is the row's.
+        return (self.status == CustomerStatus.DORMANT,)
 
 
 class CustomerAssign(InputSchema):

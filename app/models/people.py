@@ -21,6 +21,13 @@ class Role(StrEnum):
     REP = "rep"
 
 
+class Locale(StrEnum):
+    """The languages the API answers in."""
+
+    EN = "en"
+    ZH_CN = "zh-CN"
+
+
 class Region(RecordBase, table=True):
     __tablename__ = "regions"
     __region_column__ = "id"
@@ -49,6 +56,9 @@ class User(RecordBase, table=True):
     region_id: uuid.UUID | None = Field(default=None, foreign_key="regions.id", index=True)
     is_active: bool = Field(default=True)
     password_hash: str | None = Field(default=None, max_length=255)
+    phone: str | None = Field(default=None, max_length=50)
+    # None: the user chose no language, and each request's Accept-Language decides.
+    locale: str | None = Field(default=None, sa_type=String(16))
 
 
 class UserCreate(InputSchema):
@@ -74,6 +84,34 @@ class UserRead(ResourceRead):
     role: Role
     region_id: uuid.UUID | None
     is_active: bool
+    phone: str | None
+
+
+class MeUpdate(InputSchema):
+    """What a user changes about themselves; role, region, email and the active flag are
+    their managers' to change (422 here, as any read-only field)."""
+
+    full_name: str | None = pydantic.Field(default=None, min_length=1, max_length=200)
+    phone: str | None = pydantic.Field(
+        default=None, min_length=1, max_length=50, description="null removes it."
+    )
+    locale: Locale | None = pydantic.Field(
+        default=None,
+        description="The language answers are given in; null follows each request's "
+        "Accept-Language.",
+    )
+
+
+class PasswordChange(InputSchema):
+    model_config = pydantic.ConfigDict(extra="forbid", str_strip_whitespace=False)
+
+    current_password: str = pydantic.Field(min_length=1, max_length=128)
+    new_password: str = pydantic.Field(
+        min_length=8,
+        max_length=128,
+        description="At least 8 characters and hard to guess: common passwords, keyboard "
+        "patterns and ones built from your name or email are refused (422).",
+    )
 
 
 class RefreshToken(SQLModel, table=True):

@@ -84,6 +84,9 @@ class TargetRead(ResourceRead):
         description="allocated ÷ value (over 1 is allowed); null for a rep or a zero target."
     )
 
+    def unversioned(self) -> tuple[Any, ...]:
+        return (self.allocated,)  # the children's targets, rows of their own
+
 
 class MarketSize(RecordBase, table=True):
     __tablename__ = "market_sizes"

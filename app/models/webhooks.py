@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 import pydantic
 from pydantic import HttpUrl, StrictBool, StrictInt
@@ -177,6 +177,9 @@ class WebhookRead(ResourceRead):
     disabled_reason: str | None = pydantic.Field(
         description="Why the server turned the endpoint off, if it did."
     )
+
+    def unversioned(self) -> tuple[Any, ...]:
+        return (self.failing_since,)  # kept by the delivery worker, beside the version
 
 
 class WebhookWithSecret(WebhookRead):

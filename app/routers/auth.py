@@ -8,12 +8,20 @@ from fastapi import Form, Request, Response
 from pydantic import BaseModel, Field
 
 from app.config import get_settings
-from app.deps import ActorDep, SessionDep, client_ip
+from app.deps import (
+    ActorDep,
+    AppSettingsDep,
+    IfMatchDep,
+    SessionDep,
+    caller_login,
+    client_ip,
+)
 from app.errors import error_responses
-from app.models.people import User, UserRead
+from app.models.people import MeUpdate, PasswordChange
 from app.ratelimit import RateLimits
-from app.routers.common import api_router
+from app.routers.common import api_router, ok_with_etag, with_etag
 from app.services import auth as auth_service
+from app.services.auth import MeRead
 
 router = api_router("/auth", "auth", responses=error_responses(400, 401, 422, 429, 503))
 
@@ -96,6 +104,57 @@ async def auth_logout(
     await auth_service.logout(session, actor.id, body.refresh_token if body else None)
 
 
-@router.get("/me", summary="The current user")
-async def auth_me(session: SessionDep, actor: ActorDep) -> UserRead:
-    return UserRead.model_validate(await session.get_one(User, actor.id))
+@router.get("/me", summary="The current user", responses=ok_with_etag())
+async def auth_me(
+    session: SessionDep, actor: ActorDep, settings: AppSettingsDep, response: Response
+) -> MeRead:
+    """You, your role's permissions, and the department's time zone, business hours and
+    currency."""
+    me = await auth_service.me(session, actor, settings.currency)
+    with_etag(response, me.version, me.unversioned())
+    return me
+
+
+@router.patch(
+    "/me",
+    summary="Change your name, phone or language",
+    responses={**ok_with_etag(), **error_responses(412)},
+)
+async def auth_me_update(
+    session: SessionDep,
+    actor: ActorDep,
+    settings: AppSettingsDep,
+    body: MeUpdate,
+    expected: IfMatchDep,
+    response: Response,
+) -> MeRead:
+    """Only `full_name`, `phone` and `locale`; any other field is a 422 (your role, region
+    and email are your managers' to change)."""
+    me = await auth_service.update_me(session, actor, body, expected, settings.currency)
+    with_etag(response, me.version, me.unversioned())
+    return me
+
+
+@router.post(
+    "/me/password",
+    status_code=204,
+    response_class=Response,
+    summary="Change your password",
+)
+async def auth_me_password(
+    request: Request, session: SessionDep, actor: ActorDep, body: PasswordChange
+) -> None:
+    """Needs your current password: a wrong one is a 422 `validation_error` whose `errors`
+    name `current_password` (type `wrong_password`); failed tries count towards the login
+    throttle (429 with `Retry-After`). A new password that is too easy to guess is a 422
+    naming `new_password` (type `password_too_weak`, with advice). On success every other
+    login of yours ends (its refresh token is revoked); the one you call with goes on."""
+    limits: RateLimits = request.app.state.rate_limits
+    await auth_service.change_password(
+        session,
+        actor,
+        body,
+        login_id=caller_login(request),
+        throttle=limits.logins,
+        client_ip=client_ip(request),
+    )

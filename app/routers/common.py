@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
+import hashlib
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
@@ -26,8 +27,21 @@ Cursor = Annotated[
 Search = Annotated[str | None, Query(min_length=1, max_length=200, description="Search by name.")]
 
 ETAG_HEADER = {
-    "ETag": {"description": "The resource version, for If-Match.", "schema": {"type": "string"}}
+    "ETag": {
+        "description": 'The resource version, for If-Match (e.g. "3"), and for If-None-Match: '
+        'it changes whenever the answer does ("3-5f2c9a1e" when it also shows what changes '
+        "without the version, such as a breach found by the clock).",
+        "schema": {"type": "string"},
+    }
 }
+IF_NONE_MATCH = {
+    "name": "If-None-Match",
+    "in": "header",
+    "required": False,
+    "description": "The ETag of the copy you have: 304 without a body while it is current.",
+    "schema": {"type": "string"},
+}
+NOT_MODIFIED = {"description": "Your copy (If-None-Match) is current.", "headers": ETAG_HEADER}
 CREATED_HEADERS = {
     **ETAG_HEADER,
     "Location": {"description": "The new resource.", "schema": {"type": "string"}},
@@ -55,6 +69,35 @@ class ApiRoute(TransactionRoute):
     def __init__(self, path: str, *args: Any, **kwargs: Any) -> None:
         super().__init__(path, *args, **kwargs)
         self.literal_prefix = path.split("{", 1)[0]
+        if self.conditional:
+            extra = self.openapi_extra or {}
+            parameters = [*extra.get("parameters", ()), IF_NONE_MATCH]
+            self.openapi_extra = {**extra, "parameters": parameters}
+            self.responses = {**self.responses, 304: NOT_MODIFIED}
+
+    @property
+    def conditional(self) -> bool:
+        """A GET documented to answer an ETag honours If-None-Match (``get_route_handler``)."""
+        documented = self.responses.get(200, {}).get("headers", {})
+        return "GET" in self.methods and "ETag" in documented
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+        if not self.conditional:
+            return handler
+
+        async def conditional_get(request: Request) -> Response:
+            # After the handler, so the request's transaction ended as for any answer (a read
+            # may escalate a complaint): a 304 spares sending the body, not reading it.
+            response = await handler(request)
+            wanted = _if_none_match(request.scope)
+            if wanted is not None and response.status_code == 200:
+                tag = response.headers.get("etag")
+                if tag is not None and none_match_names(wanted, tag):
+                    return not_modified(response)
+            return response
+
+        return conditional_get
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
         if (
@@ -111,13 +154,60 @@ def api_router(
     )
 
 
-def created(response: Response, location: str, version: int) -> None:
+def etag(version: int, unversioned: Sequence[Any] = ()) -> str:
+    """The entity tag of an answer showing ``version`` of a row: ``"<version>"``, or, when
+    the answer also shows ``unversioned`` values (what can change while the version stays:
+    the clock's verdicts, other rows' sums, the server's bookkeeping; see
+    ``ResourceRead.unversioned``) that are not all empty, ``"<version>-<digest of them>"``.
+
+    The version leads, so If-Match (``app.deps.if_match``) reads it from either form: a write
+    conflicts with other writes, not with the clock."""
+    if not any(unversioned):
+        return f'"{version}"'
+    digest = hashlib.blake2b(repr(tuple(unversioned)).encode(), digest_size=4).hexdigest()
+    return f'"{version}-{digest}"'
+
+
+def created(
+    response: Response, location: str, version: int, unversioned: Sequence[Any] = ()
+) -> None:
     response.headers["Location"] = location
-    response.headers["ETag"] = f'"{version}"'
+    response.headers["ETag"] = etag(version, unversioned)
 
 
-def with_etag(response: Response, version: int) -> None:
-    response.headers["ETag"] = f'"{version}"'
+def with_etag(response: Response, version: int, unversioned: Sequence[Any] = ()) -> None:
+    response.headers["ETag"] = etag(version, unversioned)
+
+
+def _if_none_match(scope: Scope) -> str | None:
+    # The raw headers (lower-case names, as ASGI has them) looked through at once: asking
+    # ``request.headers`` for a header that is absent, as it nearly always is, cost four
+    # times as much (a KeyError raised and caught inside the mapping).
+    for name, value in scope["headers"]:
+        if name == b"if-none-match":
+            return bytes(value).decode("latin-1")
+    return None
+
+
+def none_match_names(header: str, tag: str) -> bool:
+    """Whether an If-None-Match value names ``tag``, or is ``*`` (RFC 9110 13.1.2: the weak
+    comparison, so ``W/"3"`` names ``"3"``)."""
+    if header.strip() == "*":
+        return True
+    opaque = tag.removeprefix("W/")
+    return any(candidate.strip().removeprefix("W/") == opaque for candidate in header.split(","))
+
+
+# What a 304 repeats of the 200 it stands for (RFC 9110 15.4.5).
+_NOT_MODIFIED_HEADERS = ("etag", "cache-control", "content-location", "expires", "vary")
+
+
+def not_modified(response: Response) -> Response:
+    """The 304 standing for ``response``: no body, the headers a cache needs."""
+    headers = {
+        name: response.headers[name] for name in _NOT_MODIFIED_HEADERS if name in response.headers
+    }
+    return Response(status_code=304, headers=headers)
 
 
 def ok_with_etag(description: str = "OK") -> dict[int | str, dict[str, Any]]:

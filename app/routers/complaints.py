@@ -59,7 +59,7 @@ class ComplaintProgressPage(Page[ComplaintProgressRead]):
 
 async def _answer(session: SessionDep, complaint: object, response: Response) -> ComplaintRead:
     read = await service.to_read(session, complaint)  # type: ignore[arg-type]
-    with_etag(response, read.version)
+    with_etag(response, read.version, read.unversioned())
     return read
 
 
@@ -104,8 +104,9 @@ async def complaints_create(
     session: SessionDep, actor: Writer, body: ComplaintCreate, response: Response
 ) -> ComplaintRead:
     complaint = await service.create_complaint(session, actor, body)
-    created(response, f"/api/v1/complaints/{complaint.id}", complaint.version)
-    return await service.to_read(session, complaint)
+    read = await service.to_read(session, complaint)
+    created(response, f"/api/v1/complaints/{complaint.id}", read.version, read.unversioned())
+    return read
 
 
 @router.get("/{complaint_id}", summary="Get a complaint", responses=ok_with_etag())

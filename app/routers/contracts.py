@@ -80,7 +80,7 @@ class ContractHistoryPage(Page[StateChangeRead]):
 
 async def _answer(session: SessionDep, contract: object, response: Response) -> ContractRead:
     read = await service.to_read(session, contract)  # type: ignore[arg-type]
-    with_etag(response, read.version)
+    with_etag(response, read.version, read.unversioned())
     return read
 
 
@@ -130,8 +130,9 @@ async def contracts_create(
     session: SessionDep, actor: Writer, body: ContractCreate, response: Response
 ) -> ContractRead:
     contract = await service.create_contract(session, actor, body)
-    created(response, f"/api/v1/contracts/{contract.id}", contract.version)
-    return await service.to_read(session, contract)
+    read = await service.to_read(session, contract)
+    created(response, f"/api/v1/contracts/{contract.id}", read.version, read.unversioned())
+    return read
 
 
 @router.get("/{contract_id}", summary="Get a contract", responses=ok_with_etag())

@@ -58,7 +58,7 @@ class ContactPage(Page[ContactRead]):
 
 async def _answer(session: SessionDep, customer: object, response: Response) -> CustomerRead:
     read = await read_service.to_read(session, customer)  # type: ignore[arg-type]
-    with_etag(response, read.version)
+    with_etag(response, read.version, read.unversioned())
     return read
 
 
@@ -107,8 +107,9 @@ async def customers_create(
     session: SessionDep, actor: Writer, body: CustomerCreate, response: Response
 ) -> CustomerRead:
     customer = await service.create_customer(session, actor, body)
-    created(response, f"/api/v1/customers/{customer.id}", customer.version)
-    return await read_service.to_read(session, customer)
+    read = await read_service.to_read(session, customer)
+    created(response, f"/api/v1/customers/{customer.id}", read.version, read.unversioned())
+    return read
 
 
 @router.get("/{customer_id}", summary="Get a customer", responses=ok_with_etag())
@@ -117,7 +118,7 @@ async def customers_get(
     session: SessionDep, actor: Reader, customer_id: uuid.UUID, response: Response
 ) -> CustomerRead:
     read = await read_service.read_customer(session, actor, customer_id)
-    with_etag(response, read.version)
+    with_etag(response, read.version, read.unversioned())
     return read
 
 

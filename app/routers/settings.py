@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Response
 
-from app.deps import IfMatchDep, SessionDep, require
+from app.deps import AppSettingsDep, IfMatchDep, SessionDep, require
 from app.permissions import Actor, Permission
 from app.routers.common import api_router, ok_with_etag, with_etag
 from app.services import department
@@ -17,9 +17,11 @@ Director = Annotated[Actor, Depends(require(Permission.SETTINGS_MANAGE))]
 
 
 @router.get("", summary="The department's settings", responses=ok_with_etag())
-async def settings_get(session: SessionDep, _: Director, response: Response) -> SettingsRead:
-    current = await department.read(session)
-    with_etag(response, current.version)
+async def settings_get(
+    session: SessionDep, _: Director, settings: AppSettingsDep, response: Response
+) -> SettingsRead:
+    current = await department.read(session, settings.currency)
+    with_etag(response, current.version, current.unversioned())
     return current
 
 
@@ -27,10 +29,12 @@ async def settings_get(session: SessionDep, _: Director, response: Response) -> 
 async def settings_update(
     session: SessionDep,
     _: Director,
+    settings: AppSettingsDep,
     body: SettingsPatch,
     expected: IfMatchDep,
     response: Response,
 ) -> SettingsRead:
-    updated = await department.update(session, body.model_dump(exclude_unset=True), expected)
-    with_etag(response, updated.version)
+    await department.update(session, body.model_dump(exclude_unset=True), expected)
+    updated = await department.read(session, settings.currency)
+    with_etag(response, updated.version, updated.unversioned())
     return updated

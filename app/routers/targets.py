@@ -81,17 +81,18 @@ async def targets_create(
     session: SessionDep, actor: Setter, body: TargetCreate, response: Response
 ) -> TargetRead:
     target = await service.create_target(session, actor, body)
-    created(response, f"/api/v1/targets/{target.id}", target.version)
-    return await service.to_read(session, target)
+    read = await service.to_read(session, target)
+    created(response, f"/api/v1/targets/{target.id}", read.version, read.unversioned())
+    return read
 
 
 @targets.get("/{target_id}", summary="Get a target", responses=ok_with_etag())
 async def targets_get(
     session: SessionDep, actor: Reader, target_id: uuid.UUID, response: Response
 ) -> TargetRead:
-    target = await service.get_target(session, actor, target_id)
-    with_etag(response, target.version)
-    return await service.to_read(session, target)
+    read = await service.to_read(session, await service.get_target(session, actor, target_id))
+    with_etag(response, read.version, read.unversioned())
+    return read
 
 
 @targets.patch("/{target_id}", summary="Change a target's value", responses=ok_with_etag())
@@ -104,8 +105,9 @@ async def targets_update(
     response: Response,
 ) -> TargetRead:
     target = await service.update_target(session, actor, target_id, body.value, expected)
-    with_etag(response, target.version)
-    return await service.to_read(session, target)
+    read = await service.to_read(session, target)
+    with_etag(response, read.version, read.unversioned())
+    return read
 
 
 @targets.delete("/{target_id}", status_code=204, response_class=Response, summary="Remove a target")

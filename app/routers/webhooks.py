@@ -69,17 +69,18 @@ async def webhooks_create(
     session: SessionDep, _: Manager, body: WebhookCreate, response: Response
 ) -> WebhookWithSecret:
     endpoint, secret = await service.create_endpoint(session, body)
-    created(response, f"/api/v1/webhooks/{endpoint.id}", endpoint.version)
-    return WebhookWithSecret(**WebhookRead.model_validate(endpoint).model_dump(), secret=secret)
+    read = WebhookRead.model_validate(endpoint)
+    created(response, f"/api/v1/webhooks/{endpoint.id}", read.version, read.unversioned())
+    return WebhookWithSecret(**read.model_dump(), secret=secret)
 
 
 @router.get("/{webhook_id}", summary="Get a webhook endpoint", responses=ok_with_etag())
 async def webhooks_get(
     session: SessionDep, _: Manager, webhook_id: uuid.UUID, response: Response
 ) -> WebhookRead:
-    endpoint = await service.get_endpoint(session, webhook_id)
-    with_etag(response, endpoint.version)
-    return WebhookRead.model_validate(endpoint)
+    read = WebhookRead.model_validate(await service.get_endpoint(session, webhook_id))
+    with_etag(response, read.version, read.unversioned())
+    return read
 
 
 @router.patch("/{webhook_id}", summary="Change a webhook endpoint", responses=ok_with_etag())
@@ -91,9 +92,11 @@ async def webhooks_update(
     expected: IfMatchDep,
     response: Response,
 ) -> WebhookRead:
-    endpoint = await service.update_endpoint(session, webhook_id, body, expected)
-    with_etag(response, endpoint.version)
-    return WebhookRead.model_validate(endpoint)
+    read = WebhookRead.model_validate(
+        await service.update_endpoint(session, webhook_id, body, expected)
+    )
+    with_etag(response, read.version, read.unversioned())
+    return read
 
 
 @router.delete(
@@ -122,12 +125,9 @@ async def webhooks_rotate_secret(
 ) -> WebhookRotated:
     overlap = (body or WebhookRotate()).overlap_seconds
     endpoint, secret, until = await service.rotate_secret(session, webhook_id, overlap)
-    with_etag(response, endpoint.version)
-    return WebhookRotated(
-        **WebhookRead.model_validate(endpoint).model_dump(),
-        secret=secret,
-        previous_secret_expires_at=until,
-    )
+    read = WebhookRead.model_validate(endpoint)
+    with_etag(response, read.version, read.unversioned())
+    return WebhookRotated(**read.model_dump(), secret=secret, previous_secret_expires_at=until)
 
 
 @router.post(

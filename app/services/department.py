@@ -238,22 +238,34 @@ class SettingsRead(DepartmentSettings):
 
     version: int
     updated_at: datetime | None
+    currency: str = Field(
+        description="The ISO 4217 code of every amount of money: the deployment's "
+        "(SALESDESK_CURRENCY), not changed here.",
+        examples=["CNY"],
+    )
+
+    def unversioned(self) -> tuple[Any, ...]:
+        """For the ETag (``app.routers.common.etag``): the deployment's settings this answer
+        shows, which change without the row (the default time zone shows while no row is
+        saved)."""
+        return (self.currency, self.business_hours.time_zone)
 
 
-async def read(session: AsyncSession) -> SettingsRead:
+async def read(session: AsyncSession, currency: str) -> SettingsRead:
+    """The settings in force, with the deployment's ``currency``."""
     record = await session.get(SettingsRecord, SETTINGS_ID)
     settings = await load(session)
     return SettingsRead(
         **settings.model_dump(),
         version=record.version if record else 0,
         updated_at=record.updated_at if record else None,
+        currency=currency,
     )
 
 
-async def update(
-    session: AsyncSession, changes: dict[str, Any], expected: int | None
-) -> SettingsRead:
-    """Replace the top-level sections given in ``changes``; the result must be coherent."""
+async def update(session: AsyncSession, changes: dict[str, Any], expected: int | None) -> None:
+    """Replace the top-level sections given in ``changes``; the result must be coherent
+    (``read`` answers it)."""
     record = await session.get(SettingsRecord, SETTINGS_ID)
     if expected is not None and (record.version if record else 0) != expected:
         raise VersionConflict()
@@ -272,7 +284,6 @@ async def update(
     await session.flush()
     session.info[_CACHE_KEY] = merged
     events.record(session, "settings.updated", record, {"changed": sorted(changes)})
-    return await read(session)
 
 
 def today(settings: DepartmentSettings | None = None) -> date:
