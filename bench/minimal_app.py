@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import itertools
 import json
 import logging
@@ -150,6 +151,13 @@ class _Refused(Exception):
     answered 409."""
 
 
+def _etag(version: int, *shown: Any) -> str:
+    # The app's ETag (app.routers.common.etag): the version, and a digest of what the answer
+    # shows beside the row (the names, a dormant verdict).
+    digest = hashlib.blake2b(repr(shown).encode(), digest_size=4).hexdigest()
+    return f'"{version}-{digest}"'
+
+
 async def _refused(_: Request, refused: Exception) -> Response:
     # Said in the server's log: a benchmark run that counts errors should show why.
     _log.warning("refused: %s", refused)
@@ -170,7 +178,8 @@ async def customer(request: Request) -> Response:
         return _problem(404, "not_found")
     body = {key: _jsonable(value) for key, value in row.items()}
     body["status"] = _status(row)
-    return JSONResponse(body, headers={"ETag": f'"{row["version"]}"'})
+    etag = _etag(row["version"], body["owner_name"], body["status"] == "dormant")
+    return JSONResponse(body, headers={"ETag": etag})
 
 
 async def customers(request: Request) -> Response:
@@ -337,7 +346,10 @@ async def create_follow_up(request: Request) -> Response:
     return JSONResponse(
         shown,
         status_code=201,
-        headers={"Location": f"/api/v1/follow-ups/{row['id']}", "ETag": '"1"'},
+        headers={
+            "Location": f"/api/v1/follow-ups/{row['id']}",
+            "ETag": _etag(1, shown["customer_name"], shown["owner_name"]),
+        },
     )
 
 
@@ -426,7 +438,8 @@ async def move_opportunity(request: Request) -> Response:
         )
         if changed != 1:
             raise _Refused(f"{opportunity_id}: version {found['version']} changed meanwhile")
-    return JSONResponse(shown, headers={"ETag": f'"{shown["version"]}"'})
+    etag = _etag(shown["version"], shown["customer_name"], shown["owner_name"])
+    return JSONResponse(shown, headers={"ETag": etag})
 
 
 # The summary: the app's own statements for the East manager's summary, as captured by

@@ -15,9 +15,11 @@ from fastapi import FastAPI
 
 from app.config import Settings, get_settings
 from app.db import Database
+from app.models.base import ResourceRead
 from app.models.customers import Customer, CustomerCreate
 from app.models.people import Region, Role, User
 from app.permissions import Actor
+from app.routers.common import etag
 from app.security import create_access_token, hash_password
 from app.services import customers
 
@@ -179,3 +181,10 @@ async def listed_as_read(
         assert read.status_code == 200, read.text
         assert item == read.json()
     return items
+
+
+def etag_of(schema: type[ResourceRead], response: httpx.Response) -> str:
+    """The ETag an answer with this body must carry: its version, and a digest of what it
+    shows beside the row (names, the clock's verdicts) when there is any."""
+    read = schema.model_validate(response.json())
+    return etag(read.version, read.unversioned())

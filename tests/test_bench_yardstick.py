@@ -23,11 +23,12 @@ from sqlalchemy import text
 
 from app.config import get_settings
 from app.db import Database
-from app.models.pipeline import Stage
+from app.models.customers import FollowUpRead
+from app.models.pipeline import OpportunityRead, Stage
 from app.models.types import utcnow
 from bench.bulk import plain_dsn
 from tests.conftest import IS_POSTGRES
-from tests.factories import Person, make_customer, make_org
+from tests.factories import Person, etag_of, make_customer, make_org
 from tests.pipeline_helpers import make_opportunity
 
 pytestmark = pytest.mark.skipif(not IS_POSTGRES, reason="the minimal app speaks asyncpg")
@@ -128,7 +129,8 @@ async def test_a_follow_up_writes_the_same_rows(
         assert response.status_code == 201, response.text
         answer = response.json()
         assert response.headers["location"] == f"/api/v1/follow-ups/{answer['id']}"
-        assert response.headers["etag"] == '"1"'
+        assert response.headers["etag"] == etag_of(FollowUpRead, response)
+        assert response.json()["version"] == 1
         answers[customer.id] = answer
     app_answer, twin_answer = answers[ours.id], answers[twins.id]
     assert app_answer.keys() == twin_answer.keys()
@@ -171,7 +173,8 @@ async def test_a_stage_move_and_its_correction_write_the_same_rows(
             path = f"{API}/opportunities/{opp.id}/transitions"
             response = await api.post(path, json=move, headers=rep.headers)
             assert response.status_code == 200, response.text
-            assert response.headers["etag"] == f'"{version}"'
+            assert response.headers["etag"] == etag_of(OpportunityRead, response)
+            assert response.json()["version"] == version
             answers[opp.id].append(response.json())
         # A move the rules do not allow changes nothing, in both.
         response = await api.post(path, json={"to": "lead", "note": "Again."}, headers=rep.headers)

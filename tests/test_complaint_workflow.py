@@ -10,11 +10,11 @@ import httpx
 import pytest
 
 from app.db import Database
-from app.models.complaints import ComplaintStatus
+from app.models.complaints import ComplaintRead, ComplaintStatus
 from app.models.people import Role
 from app.services.complaints import COMPLAINT_TRANSITIONS
 from tests.complaint_helpers import URL, events_of, make_complaint, stored
-from tests.factories import Org, Person, make_org, problem
+from tests.factories import Org, Person, etag_of, make_org, problem
 
 ROLES = (Role.REP, Role.REGIONAL_MANAGER, Role.DIRECTOR)
 EVERYTHING = {
@@ -68,7 +68,8 @@ async def test_complaint_move(
     else:
         assert response.status_code == 200, response.text
         assert response.json()["status"] == to
-        assert response.headers["etag"] == '"2"'
+        assert response.headers["etag"] == etag_of(ComplaintRead, response)
+        assert response.json()["version"] == 2
         types = [e.type for e in await events_of(database, complaint.id)]
         assert types == ["complaint.status_changed", *([rule.event] if rule.event else [])]
     options = await client.get(f"{URL}/{complaint.id}/transitions", headers=caller.headers)

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from app.db import Database
-from app.models.complaints import ComplaintStatus
+from app.models.complaints import ComplaintRead, ComplaintStatus
 from app.models.people import Role
 from app.models.platform import AuditEntry
 from app.models.types import utcnow
@@ -24,7 +24,7 @@ from tests.complaint_helpers import (
     make_contract,
     stored,
 )
-from tests.factories import Org, make_customer, make_org, make_user, problem
+from tests.factories import Org, etag_of, make_customer, make_org, make_user, problem
 from tests.pipeline_helpers import make_opportunity
 
 
@@ -43,7 +43,8 @@ async def test_intake_defaults_handler_scope_and_times(
     assert response.status_code == 201, response.text
     created = response.json()
     assert response.headers["location"] == f"{URL}/{created['id']}"
-    assert response.headers["etag"] == '"1"'
+    assert response.headers["etag"] == etag_of(ComplaintRead, response)
+    assert response.json()["version"] == 1
     assert created["status"] == "received"
     assert created["assignee_id"] == created["owner_id"] == str(org.east_rep1.id)
     assert created["received_by_id"] == str(org.east_rep1.id)
@@ -172,7 +173,8 @@ async def test_scope_reps_see_their_customers_and_what_they_handle(
         )
         problem(patched, 404, "not_found")
     seen = await client.get(f"{URL}/{handled.id}", headers=org.east_rep2.headers)
-    assert seen.status_code == 200 and seen.headers["etag"] == '"1"'
+    assert seen.status_code == 200 and seen.json()["version"] == 1
+    assert seen.headers["etag"] == etag_of(ComplaintRead, seen)
 
 
 async def test_manager_reassigns_the_handler_within_the_region(
@@ -187,7 +189,8 @@ async def test_manager_reassigns_the_handler_within_the_region(
     )
     assert response.status_code == 200, response.text
     assert response.json()["assignee_id"] == str(org.east_rep2.id)
-    assert response.headers["etag"] == '"2"'
+    assert response.headers["etag"] == etag_of(ComplaintRead, response)
+    assert response.json()["version"] == 2
     [assigned] = await events_of(database, complaint.id, "complaint.assigned")
     assert assigned.data["previous_assignee_id"] == str(org.east_rep1.id)
     # The new handler now sees it and may work on it.

@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from app.business_hours import add_working_hours
 from app.db import Database
-from app.models.contracts import Contract
+from app.models.contracts import Contract, ContractRead
 from app.models.customers import Customer
 from app.models.pipeline import Stage
 from app.models.platform import Event
@@ -26,7 +26,7 @@ from tests.contract_helpers import (
     money,
     move,
 )
-from tests.factories import make_org, problem
+from tests.factories import etag_of, make_org, problem
 from tests.pipeline_helpers import make_opportunity
 
 
@@ -66,7 +66,8 @@ async def test_large_contract_from_won_deal_to_completion_and_return_visit(
     assert created.status_code == 201, created.text
     contract = created.json()
     assert created.headers["location"] == f"/api/v1/contracts/{contract['id']}"
-    assert created.headers["etag"] == '"1"'
+    assert created.headers["etag"] == etag_of(ContractRead, created)
+    assert created.json()["version"] == 1
     assert re.fullmatch(rf"HT-{today.year}-00001", contract["number"])
     assert (contract["status"], contract["amount"]) == ("draft", "600000.00")
     assert (contract["customer_id"], contract["owner_id"]) == (str(opp.customer_id), str(rep.id))

@@ -12,14 +12,15 @@ import pytest
 from sqlalchemy import update
 
 from app.db import Database
-from app.models.complaints import Complaint
-from app.models.contracts import Contract, ContractStatus
-from app.models.customers import Customer
+from app.models.complaints import Complaint, ComplaintRead
+from app.models.contracts import Contract, ContractRead, ContractStatus
+from app.models.customers import Customer, CustomerRead
+from app.models.pipeline import OpportunityRead
 from app.models.types import utcnow
 from app.models.webhooks import WebhookEndpoint
 from tests.complaint_helpers import make_complaint
 from tests.contract_helpers import make_contract
-from tests.factories import Org, Person, make_customer, make_org, problem
+from tests.factories import Org, Person, etag_of, make_customer, make_org, problem
 from tests.pipeline_helpers import make_opportunity, make_product, make_quote
 
 API = "/api/v1"
@@ -74,19 +75,21 @@ async def test_a_current_copy_is_not_sent_again(
     customer = await make_customer(database, org.east_rep1)
     url = f"{API}/customers/{customer.id}"
     first = await current(client, url, org.east_rep1)
-    assert first.headers["etag"] == '"1"'
-    for sent in ('"1"', 'W/"1"', '"0", "1"', "*", ' "7" ,W/"1" '):
-        not_modified(await if_none_match(client, url, org.east_rep1, sent), '"1"')
-    for stale in ('"0"', '"1-0a0b0c0d"', "1", '"11"', "garbage"):
+    tag = first.headers["etag"]
+    assert tag == etag_of(CustomerRead, first) and first.json()["version"] == 1
+    for sent in (tag, f"W/{tag}", f'"0", {tag}', "*", f' "7" ,W/{tag} '):
+        not_modified(await if_none_match(client, url, org.east_rep1, sent), tag)
+    for stale in ('"0"', '"1"', '"1-0a0b0c0d"', "1", '"11"', "garbage"):
         again = await if_none_match(client, url, org.east_rep1, stale)
         assert again.status_code == 200 and again.json() == first.json()
 
     changed = await client.patch(url, json={"industry": "Pumps"}, headers=org.east_rep1.headers)
-    assert changed.headers["etag"] == '"2"'
-    fresh = await if_none_match(client, url, org.east_rep1, '"1"')
+    fresh_tag = changed.headers["etag"]
+    assert fresh_tag == etag_of(CustomerRead, changed) and changed.json()["version"] == 2
+    fresh = await if_none_match(client, url, org.east_rep1, tag)
     assert fresh.status_code == 200 and fresh.json()["industry"] == "Pumps"
-    assert fresh.headers["etag"] == '"2"'
-    not_modified(await if_none_match(client, url, org.east_rep1, '"2"'), '"2"')
+    assert fresh.headers["etag"] == fresh_tag
+    not_modified(await if_none_match(client, url, org.east_rep1, fresh_tag), fresh_tag)
 
 
 async def test_if_none_match_changes_no_write(
@@ -199,19 +202,20 @@ async def test_a_complaints_etag_changes_when_it_breaches(
     complaint = await make_complaint(database, org.east_rep1)
     url = f"{API}/complaints/{complaint.id}"
     before = await current(client, url, org.east_rep1)
-    assert before.json()["breached"] is False and before.headers["etag"] == '"1"'
+    assert before.json()["breached"] is False and before.json()["version"] == 1
+    assert before.headers["etag"] == etag_of(ComplaintRead, before)
 
     # The acknowledge due time passes (as the clock would move past it).
     await change_behind_the_version(
         database, Complaint, complaint.id, acknowledge_due_at=utcnow() - timedelta(minutes=1)
     )
-    after = await if_none_match(client, url, org.east_rep1, '"1"')
+    after = await if_none_match(client, url, org.east_rep1, before.headers["etag"])
     assert after.status_code == 200, after.text
     body = after.json()
     assert body["breached"] is True and body["escalated_at"] is not None
     assert body["version"] == 1
     tag = after.headers["etag"]
-    assert tag.startswith('"1-') and tag != '"1"'
+    assert tag.startswith('"1-') and tag != before.headers["etag"]
     not_modified(await if_none_match(client, url, org.east_rep1, tag), tag)
 
     # If-Match takes what the client got: the version decides, not the clock.
@@ -263,7 +267,7 @@ async def test_a_contracts_etag_changes_when_its_review_becomes_overdue(
     before = await current(client, url, org.east_manager)
     assert before.json()["review_overdue"] is False
     tag = before.headers["etag"]
-    assert tag == f'"{before.json()["version"]}"'
+    assert tag == etag_of(ContractRead, before)
 
     await change_behind_the_version(
         database, Contract, contract.id, review_due_at=utcnow() - timedelta(minutes=1)
@@ -273,7 +277,7 @@ async def test_a_contracts_etag_changes_when_its_review_becomes_overdue(
     assert after.json()["review_overdue"] is True
     assert after.json()["version"] == before.json()["version"]
     overdue = after.headers["etag"]
-    assert overdue != tag and overdue.startswith(tag[:-1] + "-")
+    assert overdue != tag and overdue.startswith(f'"{before.json()["version"]}-')
     not_modified(await if_none_match(client, url, org.east_manager, overdue), overdue)
 
 
@@ -286,17 +290,54 @@ async def test_a_customers_etag_changes_when_it_turns_dormant(
     )
     url = f"{API}/customers/{customer.id}"
     before = await current(client, url, org.east_rep1)
-    assert before.json()["status"] == "prospect" and before.headers["etag"] == '"1"'
+    assert before.json()["status"] == "prospect" and before.json()["version"] == 1
+    assert before.headers["etag"] == etag_of(CustomerRead, before)
     # The customer's row stays; the rule that makes 100 days without a follow-up dormant comes.
     changed = await client.patch(
         f"{API}/settings", json={"dormant_after_days": 90}, headers=org.director.headers
     )
     assert changed.status_code == 200, changed.text
-    after = await if_none_match(client, url, org.east_rep1, '"1"')
+    after = await if_none_match(client, url, org.east_rep1, before.headers["etag"])
     assert after.status_code == 200 and after.json()["status"] == "dormant"
     tag = after.headers["etag"]
-    assert tag.startswith('"1-')
+    assert tag.startswith('"1-') and tag != before.headers["etag"]
     not_modified(await if_none_match(client, url, org.east_rep1, tag), tag)
+
+
+async def test_etags_change_when_the_names_shown_beside_ids_do(
+    client: httpx.AsyncClient, database: Database, org: Org
+) -> None:
+    """A renamed customer or owner changes what an opportunity's answer shows
+    (``customer_name``, ``owner_name``) but not its row's version: its ETag changes too."""
+    opportunity = await make_opportunity(database, org.east_rep1)
+    customer_url = f"{API}/customers/{opportunity.customer_id}"
+    url = f"{API}/opportunities/{opportunity.id}"
+    before = await current(client, url, org.east_rep1)
+    assert before.headers["etag"] == etag_of(OpportunityRead, before)
+
+    renamed = await client.patch(
+        customer_url, json={"name": "Renamed Pumps Ltd"}, headers=org.east_rep1.headers
+    )
+    assert renamed.status_code == 200, renamed.text
+    after = await if_none_match(client, url, org.east_rep1, before.headers["etag"])
+    assert after.status_code == 200 and after.json()["customer_name"] == "Renamed Pumps Ltd"
+    assert after.json()["version"] == before.json()["version"]
+    assert after.headers["etag"] != before.headers["etag"]
+
+    owner = await client.patch(
+        f"{API}/auth/me", json={"full_name": "Renamed Rep"}, headers=org.east_rep1.headers
+    )
+    assert owner.status_code == 200, owner.text
+    customer_before = renamed.headers["etag"]
+    latest = await if_none_match(client, url, org.east_rep1, after.headers["etag"])
+    assert latest.status_code == 200 and latest.json()["owner_name"] == "Renamed Rep"
+    assert latest.headers["etag"] != after.headers["etag"]
+    read = await if_none_match(client, customer_url, org.east_rep1, customer_before)
+    assert read.status_code == 200 and read.json()["owner_name"] == "Renamed Rep"
+    not_modified(
+        await if_none_match(client, url, org.east_rep1, latest.headers["etag"]),
+        latest.headers["etag"],
+    )
 
 
 async def test_a_targets_etag_changes_when_its_children_do(

@@ -10,8 +10,9 @@ import httpx
 import pytest
 
 from app.db import Database
+from app.models.customers import FollowUpRead
 from app.models.types import utcnow
-from tests.factories import Person, listed_as_read, make_customer, make_org, problem
+from tests.factories import Person, etag_of, listed_as_read, make_customer, make_org, problem
 from tests.pipeline_helpers import make_opportunity
 
 API = "/api/v1"
@@ -163,7 +164,7 @@ async def test_planning_and_completing(client: httpx.AsyncClient, database: Data
         headers={**org.east_rep1.headers, "If-Match": '"1"'},
     )
     assert done.status_code == 200, done.text
-    assert done.headers["etag"] == '"2"'
+    assert done.headers["etag"] == etag_of(FollowUpRead, done) and done.json()["version"] == 2
     occurred = at(done.json()["occurred_at"])
     assert occurred is not None and done.json()["outcome"] == "Agreed a demo"
     assert (

@@ -17,11 +17,11 @@ from app.config import get_settings
 from app.db import Database, create_engine, driver_connection
 from app.main import create_app
 from app.models.contracts import Contract, ContractStatus
-from app.models.customers import Customer
+from app.models.customers import Customer, CustomerRead
 from app.services import customer_reads, department
 from tests.conftest import IS_POSTGRES, TEST_DATABASE_URL
 from tests.contract_helpers import make_contract
-from tests.factories import Org, make_customer, make_org, problem
+from tests.factories import Org, etag_of, make_customer, make_org, problem
 from tests.soak_helpers import PrivatePostgres
 
 postgres_only = pytest.mark.skipif(not IS_POSTGRES, reason="autocommit reads are PostgreSQL's")
@@ -42,7 +42,8 @@ async def test_a_customer_read_on_the_driver_is_the_orm_read(
     customer = await make_customer(database, org.east_rep1)
     answer = await client.get(f"/api/v1/customers/{customer.id}", headers=org.east_rep1.headers)
     assert answer.status_code == 200, answer.text
-    assert answer.headers["etag"] == f'"{customer.version}"'
+    assert answer.headers["etag"] == etag_of(CustomerRead, answer)
+    assert answer.json()["version"] == customer.version
     assert len(sent) == 1 and "FROM customers" in sent[0]
 
     async with database.session(write=False) as session, session.begin():

@@ -5,8 +5,9 @@ from __future__ import annotations
 import httpx
 
 from app.db import Database
+from app.models.customers import CustomerRead
 from app.models.people import Role
-from tests.factories import make_org, make_region, make_user, problem
+from tests.factories import etag_of, make_org, make_region, make_user, problem
 
 
 async def test_login_and_customer_round_trip(client: httpx.AsyncClient, database: Database) -> None:
@@ -21,7 +22,8 @@ async def test_login_and_customer_round_trip(client: httpx.AsyncClient, database
     created = await client.post("/api/v1/customers", json={"name": "Acme Trading"}, headers=headers)
     assert created.status_code == 201, created.text
     assert created.headers["location"] == f"/api/v1/customers/{created.json()['id']}"
-    assert created.headers["etag"] == '"1"'
+    assert created.headers["etag"] == etag_of(CustomerRead, created)
+    assert created.json()["version"] == 1
 
     listed = await client.get("/api/v1/customers", headers=headers)
     assert [c["name"] for c in listed.json()["items"]] == ["Acme Trading"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from functools import cache
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, field_validator
@@ -114,6 +115,17 @@ class ResourceRead(ReadSchema):
     def unversioned(self) -> tuple[Any, ...]:
         """What this answer shows that can change while ``version`` stays (the clock's
         verdicts, sums of other rows, the server's bookkeeping), so that its ETag changes with
-        them (``app.routers.common.etag``); empty values mean "as the row says". Nothing, for
-        an answer that is its row's columns."""
-        return ()
+        them (``app.routers.common.etag``); empty values mean "as the row says". Here, the
+        names shown beside ids (``customer_name``, ``owner_name``): other rows' columns, so a
+        renamed customer or owner changes the answer but not this row's version. Schemas
+        with more add theirs to these."""
+        return tuple(getattr(self, name) for name in _shown_names(type(self)))
+
+
+# The fields that show another row's name beside its id (app.services.names fills them).
+SHOWN_NAMES = ("customer_name", "owner_name")
+
+
+@cache
+def _shown_names(schema: type[ResourceRead]) -> tuple[str, ...]:
+    return tuple(name for name in SHOWN_NAMES if name in schema.model_fields)

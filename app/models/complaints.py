@@ -184,7 +184,7 @@ class ComplaintRead(ResourceRead):
 
     def unversioned(self) -> tuple[Any, ...]:
         # A breach is found by the clock, and escalation is the server's bookkeeping.
-        return (self.breached, self.escalated_at)
+        return (*super().unversioned(), self.breached, self.escalated_at)
 
 
 class ComplaintTransition(InputSchema):

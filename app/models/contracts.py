@@ -267,7 +267,7 @@ class ContractRead(ResourceRead):
     cancelled_at: datetime | None
 
     def unversioned(self) -> tuple[Any, ...]:
-        return (self.review_overdue,)  # the clock passed review_due_at
+        return (*super().unversioned(), self.review_overdue)  # the clock passed review_due_at
 
 
 class ContractTransition(InputSchema):

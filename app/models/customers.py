@@ -198,7 +198,7 @@ class CustomerRead(ResourceRead):
     def unversioned(self) -> tuple[Any, ...]:
         # Dormancy is the clock's verdict (no follow-up for dormant_after_days); every other
         # status is the row's.
-        return (self.status == CustomerStatus.DORMANT,)
+        return (*super().unversioned(), self.status == CustomerStatus.DORMANT)
 
 
 class CustomerAssign(InputSchema):

@@ -85,7 +85,7 @@ class TargetRead(ResourceRead):
     )
 
     def unversioned(self) -> tuple[Any, ...]:
-        return (self.allocated,)  # the children's targets, rows of their own
+        return (*super().unversioned(), self.allocated)  # the children's targets, rows of their own
 
 
 class MarketSize(RecordBase, table=True):

@@ -179,7 +179,8 @@ class WebhookRead(ResourceRead):
     )
 
     def unversioned(self) -> tuple[Any, ...]:
-        return (self.failing_since,)  # kept by the delivery worker, beside the version
+        # Kept by the delivery worker, beside the version.
+        return (*super().unversioned(), self.failing_since)
 
 
 class WebhookWithSecret(WebhookRead):

@@ -10,6 +10,7 @@ from fastapi import Depends, Query, Response
 from app.answers import page_response
 from app.deps import IfMatchDep, SessionDep, require
 from app.models.customers import (
+    FollowUp,
     FollowUpCreate,
     FollowUpKind,
     FollowUpRead,
@@ -75,6 +76,12 @@ async def follow_ups_list(
     return page_response(items, next_cursor)
 
 
+async def _answer(session: SessionDep, follow_up: FollowUp, response: Response) -> FollowUpRead:
+    read = await service.to_read(session, follow_up)
+    with_etag(response, read.version, read.unversioned())
+    return read
+
+
 @router.post(
     "", status_code=201, summary="Log or plan a follow-up", responses=created_with_headers()
 )
@@ -82,8 +89,9 @@ async def follow_ups_create(
     session: SessionDep, actor: Writer, body: FollowUpCreate, response: Response
 ) -> FollowUpRead:
     follow_up = await service.create_follow_up(session, actor, body)
-    created(response, f"/api/v1/follow-ups/{follow_up.id}", follow_up.version)
-    return await service.to_read(session, follow_up)
+    read = await service.to_read(session, follow_up)
+    created(response, f"/api/v1/follow-ups/{follow_up.id}", read.version, read.unversioned())
+    return read
 
 
 @router.get("/{follow_up_id}", summary="Get a follow-up", responses=ok_with_etag())
@@ -91,8 +99,7 @@ async def follow_ups_get(
     session: SessionDep, actor: Reader, follow_up_id: uuid.UUID, response: Response
 ) -> FollowUpRead:
     follow_up = await service.get_follow_up(session, actor, follow_up_id)
-    with_etag(response, follow_up.version)
-    return await service.to_read(session, follow_up)
+    return await _answer(session, follow_up, response)
 
 
 @router.patch(
@@ -107,8 +114,7 @@ async def follow_ups_update(
     response: Response,
 ) -> FollowUpRead:
     follow_up = await service.update_follow_up(session, actor, follow_up_id, body, expected)
-    with_etag(response, follow_up.version)
-    return await service.to_read(session, follow_up)
+    return await _answer(session, follow_up, response)
 
 
 @router.delete(

@@ -54,7 +54,7 @@ class QuotePage(Page[QuoteRead]):
 
 async def _answer(session: SessionDep, opp: object, response: Response) -> OpportunityRead:
     read = await service.to_read(session, opp)  # type: ignore[arg-type]
-    with_etag(response, read.version)
+    with_etag(response, read.version, read.unversioned())
     return read
 
 
@@ -109,8 +109,9 @@ async def opportunities_create(
     session: SessionDep, actor: Writer, body: OpportunityCreate, response: Response
 ) -> OpportunityRead:
     opp = await service.create_opportunity(session, actor, body)
-    created(response, f"/api/v1/opportunities/{opp.id}", opp.version)
-    return await service.to_read(session, opp)
+    read = await service.to_read(session, opp)
+    created(response, f"/api/v1/opportunities/{opp.id}", read.version, read.unversioned())
+    return read
 
 
 @router.get("/{opportunity_id}", summary="Get an opportunity", responses=ok_with_etag())
