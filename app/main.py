@@ -38,7 +38,7 @@ from app.routers import (
     webhooks,
 )
 from app.routers import settings as settings_routes
-from app.routers.common import ApiRoute, operation_id
+from app.routers.common import ApiRoute, name_sort_values, operation_id
 from app.webhooks.messages import parse_retry_delays
 from app.worker import run_forever
 
@@ -177,6 +177,9 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     )
     if database is not None:
         app.state.database = database
+    build_document = app.openapi
+    # FastAPI keeps the document it built in app.openapi_schema: named once, served as is.
+    app.openapi = lambda: app.openapi_schema or name_sort_values(build_document())  # type: ignore[method-assign]
     install_error_handlers(app)
     app.router.route_class = ApiRoute  # for routes added to the app directly
 

@@ -26,7 +26,7 @@ EventPattern = Annotated[
 ]
 
 
-class DeliveryStatus(StrEnum):
+class WebhookDeliveryStatus(StrEnum):
     PENDING = "pending"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
@@ -96,7 +96,7 @@ class WebhookDelivery(SQLModel, table=True):
     event_id: uuid.UUID | None = Field(default=None, foreign_key="events.id", index=True)
     event_type: str = Field(max_length=64)
     payload: str = Field(sa_type=Text)
-    status: str = Field(default=DeliveryStatus.PENDING, sa_type=String(16))
+    status: str = Field(default=WebhookDeliveryStatus.PENDING, sa_type=String(16))
     attempts: int = Field(default=0)
     max_attempts: int = Field(default=1)
     # While an attempt is in flight this is the end of its lease: past it, the attempt is
@@ -222,7 +222,7 @@ class WebhookDeliveryRead(ReadSchema):
     )
     event_id: uuid.UUID | None = pydantic.Field(description="The event; null for test messages.")
     event_type: str
-    status: DeliveryStatus
+    status: WebhookDeliveryStatus
     attempt_count: int
     max_attempts: int
     next_attempt_at: datetime | None = pydantic.Field(

@@ -36,7 +36,7 @@ from app.services import complaint_sla as sla
 from app.services import department
 from app.services.common import apply_changes, ensure_version, get_visible
 from app.services.customers import get_customer
-from app.workflow import Rule, Workflow
+from app.workflow import MoveOption, Rule, Workflow
 
 COMPLAINT_SORTS = {
     "created_at": Complaint.created_at,
@@ -130,11 +130,16 @@ async def to_read(session: AsyncSession, complaint: Complaint) -> ComplaintRead:
     return sla.to_read(complaint)
 
 
+class ComplaintMoveOption(MoveOption[ComplaintStatus]):
+    """A move a complaint may make now."""
+
+
 WORKFLOW: Workflow[Complaint] = Workflow(
     entity_type="complaint",
     state_field="status",
     table=COMPLAINT_TRANSITIONS,
     to_read=to_read,
+    option=ComplaintMoveOption,
     default_event="complaint.status_changed",
     closed_states=frozenset({ComplaintStatus.CLOSED.value}),
 )

@@ -21,6 +21,7 @@ from app import events
 from app.business_hours import add_working_hours
 from app.models.contracts import (
     Contract,
+    ContractStatus,
     Delivery,
     Installment,
     InstallmentStatus,
@@ -46,7 +47,7 @@ from app.services.contracts import (
     to_read,
 )
 from app.services.follow_ups import new_follow_up
-from app.workflow import MANAGERS, Rule, Workflow
+from app.workflow import MANAGERS, MoveOption, Rule, Workflow
 
 # Gates, authorities and effects of the review workflow.
 
@@ -240,11 +241,17 @@ AUTOMATIC_TRANSITIONS: dict[str, dict[str, Rule]] = {
     S.IN_PROGRESS: {S.COMPLETED: Rule(effect=_completed, event="contract.completed")}
 }
 
+
+class ContractMoveOption(MoveOption[ContractStatus]):
+    """A move a contract may make now."""
+
+
 WORKFLOW: Workflow[Contract] = Workflow(
     entity_type="contract",
     state_field="status",
     table=CONTRACT_TRANSITIONS,
     to_read=to_read,
+    option=ContractMoveOption,
     default_event="contract.status_changed",
     closed_states=CLOSED,
 )

@@ -36,7 +36,7 @@ from app.services.common import (
     matches_text,
 )
 from app.services.customers import get_customer
-from app.workflow import MANAGERS, Rule, Workflow
+from app.workflow import MANAGERS, MoveOption, Rule, Workflow
 
 OPPORTUNITY_SORTS = {
     "created_at": Opportunity.created_at,
@@ -144,11 +144,16 @@ async def to_read(session: AsyncSession, opp: Opportunity) -> OpportunityRead:
     return OpportunityRead.model_validate({**opp.model_dump(), "probability": probability})
 
 
+class OpportunityMoveOption(MoveOption[Stage]):
+    """A move an opportunity may make now."""
+
+
 WORKFLOW: Workflow[Opportunity] = Workflow(
     entity_type="opportunity",
     state_field="stage",
     table=STAGE_TRANSITIONS,
     to_read=to_read,
+    option=OpportunityMoveOption,
     default_event="opportunity.stage_changed",
     closed_states=CLOSED,
     next_states=NEXT_STAGE,

@@ -29,7 +29,7 @@ from app.permissions import Actor
 from app.services import department
 from app.services.common import ensure_version, get_visible
 from app.services.opportunities import get_opportunity, visible_opportunities
-from app.workflow import MANAGERS, Rule, Workflow
+from app.workflow import MANAGERS, MoveOption, Rule, Workflow
 
 HUNDRED = Decimal(100)
 
@@ -198,11 +198,16 @@ async def _event_scope(session: AsyncSession, quote: Quote) -> Opportunity:
     return await session.get_one(Opportunity, quote.opportunity_id)
 
 
+class QuoteMoveOption(MoveOption[QuoteStatus]):
+    """A move a quote may make now."""
+
+
 WORKFLOW: Workflow[Quote] = Workflow(
     entity_type="quote",
     state_field="status",
     table=QUOTE_TRANSITIONS,
     to_read=to_read,
+    option=QuoteMoveOption,
     default_event="quote.status_changed",
     event_scope=_event_scope,
 )
