@@ -19,6 +19,8 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.models.base import never_null
+
 logger = logging.getLogger("salesdesk.errors")
 
 PROBLEM_BASE = "https://salesdesk.dev/problems/"
@@ -147,15 +149,17 @@ class FieldError(BaseModel):
     type: str
 
 
+def _members_never_null(schema: dict[str, Any]) -> None:
+    # Members left out of an answer are absent, not null (problem_response drops them).
+    for member in schema["properties"].values():
+        never_null(member)
+
+
 class Problem(BaseModel):
     """RFC 9457 problem details, as every error of this API is answered. The members after
     ``code`` appear only with the codes that carry them; none is ever null."""
 
-    model_config = ConfigDict(
-        extra="allow",
-        # Members left out of an answer are absent, not null: say so to generators.
-        json_schema_extra=lambda schema: _never_null(schema),
-    )
+    model_config = ConfigDict(extra="allow", json_schema_extra=_members_never_null)
 
     type: str = Field(examples=[PROBLEM_BASE + "not_found"])
     title: str
@@ -182,14 +186,6 @@ class Problem(BaseModel):
         default=None,
         description="`internal_error` and `unavailable`: the id of the server's log lines.",
     )
-
-
-def _never_null(schema: dict[str, Any]) -> None:
-    for member in schema["properties"].values():
-        options = member.pop("anyOf", None)
-        if options is not None:
-            member.update(next(o for o in options if o.get("type") != "null"))
-        member.pop("default", None)
 
 
 def problem_response(

@@ -11,6 +11,20 @@ import httpx
 
 from app.db import Database
 from app.errors import ProblemCode
+from app.models import (
+    Complaint,
+    Contact,
+    Contract,
+    Customer,
+    Delivery,
+    FollowUp,
+    Opportunity,
+    Product,
+    Quote,
+    Region,
+    User,
+    WebhookEndpoint,
+)
 from tests.factories import make_org
 
 SNAPSHOT = Path(__file__).resolve().parent.parent / "openapi.json"
@@ -160,3 +174,46 @@ async def test_sort_values_have_readable_member_names(client: httpx.AsyncClient)
         for value, name in zip(schema["enum"], names, strict=True):
             descending = value.startswith("-")
             assert name == value.lstrip("-").upper() + ("_DESC" if descending else "")
+
+
+async def test_update_fields_are_nullable_exactly_where_null_is_accepted(
+    client: httpx.AsyncClient,
+) -> None:
+    """An explicit null for a column that cannot be empty is refused (services.common
+    apply_changes), so such a field's schema is optional but not nullable."""
+    schemas = (await client.get("/openapi.json")).json()["components"]["schemas"]
+    pairs = {
+        "RegionUpdate": Region,
+        "UserUpdate": User,
+        "CustomerUpdate": Customer,
+        "ContactUpdate": Contact,
+        "FollowUpUpdate": FollowUp,
+        "ProductUpdate": Product,
+        "OpportunityUpdate": Opportunity,
+        "QuoteUpdate": Quote,
+        "ContractUpdate": Contract,
+        "DeliveryUpdate": Delivery,
+        "ComplaintUpdate": Complaint,
+        "WebhookUpdate": WebhookEndpoint,
+    }
+    for name, table in pairs.items():
+        columns = table.__table__.c  # type: ignore[attr-defined]
+        for field, schema in schemas[name]["properties"].items():
+            if field in columns:
+                nullable = "null" in json.dumps(schema)
+                assert nullable == columns[field].nullable, f"{name}.{field}"
+    settings = schemas["SettingsPatch"]["properties"].values()
+    assert not [s for s in settings if "null" in json.dumps(s)]
+
+
+async def test_a_field_documented_not_nullable_refuses_null(
+    client: httpx.AsyncClient, database: Database
+) -> None:
+    org = await make_org(database)
+    headers = org.director.headers
+    region = f"/api/v1/regions/{org.east.id}"
+    refused = await client.patch(region, json={"name": None}, headers=headers)
+    assert refused.status_code == 422 and refused.json()["errors"][0]["loc"] == ["body", "name"]
+    assert (await client.get(region, headers=headers)).json()["name"] == "East"
+    settings = await client.patch("/api/v1/settings", json={"kpi_weights": None}, headers=headers)
+    assert settings.status_code == 422

@@ -78,10 +78,36 @@ class RecordBase(SQLModel):
         return {"version_id_col": cls.__table__.c.version}
 
 
-class InputSchema(SQLModel):
-    """Request bodies: unknown or read-only fields are refused (422), never ignored."""
+def never_null(schema: dict[str, Any]) -> None:
+    """Turns a property's schema ``X | None = None`` into "X, or left out": for a member the
+    server never writes as null, or refuses as null."""
+    options = schema.pop("anyOf", None)
+    if options is not None:
+        kept = [option for option in options if option.get("type") != "null"]
+        if len(kept) == 1:
+            schema.update(kept[0])
+        else:
+            schema["anyOf"] = kept
+    if schema.get("default", 0) is None:
+        del schema["default"]
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)  # type: ignore[assignment]
+
+def _document_not_null(schema: dict[str, Any], model: type[Any]) -> None:
+    for name in getattr(model, "__not_null__", ()):
+        never_null(schema["properties"][name])
+
+
+class InputSchema(SQLModel):
+    """Request bodies: unknown or read-only fields are refused (422), never ignored.
+
+    ``__not_null__`` names the optional fields the service refuses as null (a column that
+    cannot be empty: ``services.common.apply_changes``), so their schema is not nullable."""
+
+    __not_null__: ClassVar[tuple[str, ...]] = ()
+
+    model_config = ConfigDict(  # type: ignore[assignment]
+        extra="forbid", str_strip_whitespace=True, json_schema_extra=_document_not_null
+    )
 
     @field_validator("*", mode="after")
     @classmethod

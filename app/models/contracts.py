@@ -326,6 +326,8 @@ class DeliveryCreate(InputSchema):
 
 
 class DeliveryUpdate(InputSchema):
+    __not_null__ = ("description", "planned_date")
+
     description: str | None = pydantic.Field(default=None, min_length=1, max_length=4000)
     planned_date: Day | None = None
     delivered_on: Day | None = None

@@ -168,6 +168,8 @@ class CustomerCreate(CustomerFields):
 
 
 class CustomerUpdate(CustomerFields):
+    __not_null__ = ("name",)
+
     name: str | None = pydantic.Field(default=None, min_length=1, max_length=200)
 
 
@@ -227,6 +229,8 @@ class ContactCreate(ContactFields):
 
 
 class ContactUpdate(ContactFields):
+    __not_null__ = ("name", "is_primary")
+
     name: str | None = pydantic.Field(default=None, min_length=1, max_length=200)
 
 
@@ -301,7 +305,7 @@ class FollowUpCreate(FollowUpFields):
 
 
 class FollowUpUpdate(FollowUpFields):
-    pass
+    __not_null__ = ("kind", "status")
 
 
 class FollowUpRead(ResourceRead):

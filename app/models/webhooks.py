@@ -159,6 +159,8 @@ class WebhookCreate(WebhookFields):
 
 
 class WebhookUpdate(WebhookFields):
+    __not_null__ = ("url", "events", "is_active")
+
     url: HttpUrl | None = None
     events: list[EventPattern] | None = pydantic.Field(default=None, min_length=1, max_length=100)
     is_active: StrictBool | None = pydantic.Field(

@@ -56,6 +56,8 @@ IDEMPOTENCY_KEY_PARAMETER = {
     "schema": {"type": "string", "minLength": 1, "maxLength": 255},
 }
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# Query parameters that carry a cursor this API handed out: a made-up one is a 400.
+CURSOR_PARAMETERS = frozenset({"cursor", "after"})
 
 
 def _dependencies(dependant: Dependant) -> Iterator[Dependant]:
@@ -98,7 +100,7 @@ def error_statuses(route: APIRoute) -> set[int]:
         statuses.add(422)
         if not any(isinstance(f.field_info, params.Form) for f in dependant.body_params):
             statuses.add(400)
-    if any(f.name == "cursor" for f in dependant.query_params):
+    if any(f.name in CURSOR_PARAMETERS for f in dependant.query_params):
         statuses.add(400)
     if any(d.call is if_match for d in _dependencies(dependant)):
         statuses.add(412)

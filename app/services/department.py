@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app import events
 from app.config import get_settings
 from app.errors import ValidationFailed, VersionConflict
+from app.models.base import never_null
 from app.models.performance import SettingsRecord
 from app.models.types import DecimalText, Money
 
@@ -216,10 +217,16 @@ def use(session: AsyncSession, settings: DepartmentSettings) -> None:
     session.info[_CACHE_KEY] = settings
 
 
+def _sections_never_null(schema: dict[str, Any]) -> None:
+    # A section may be left out, never sent as null (the merged settings refuse it).
+    for section in schema["properties"].values():
+        never_null(section)
+
+
 class SettingsPatch(BaseModel):
     """Sections to replace; each given section is replaced whole and must be complete."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_sections_never_null)
 
     follow_up_cadence_days: dict[str, StrictInt] | None = None
     dormant_after_days: StrictInt | None = Field(default=None, ge=1, le=3650)
