@@ -6,7 +6,8 @@ import uuid
 from datetime import datetime
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
 from sqlalchemy import JSON, BigInteger, Index, Integer, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import declared_attr
@@ -92,6 +93,12 @@ def never_null(schema: dict[str, Any]) -> None:
         del schema["default"]
 
 
+def refuse_null(info: ValidationInfo) -> PydanticCustomError:
+    return PydanticCustomError(
+        "null_not_allowed", "{field} cannot be null.", {"field": info.field_name}
+    )
+
+
 def _document_not_null(schema: dict[str, Any], model: type[Any]) -> None:
     for name in getattr(model, "__not_null__", ()):
         never_null(schema["properties"][name])
@@ -100,14 +107,22 @@ def _document_not_null(schema: dict[str, Any], model: type[Any]) -> None:
 class InputSchema(SQLModel):
     """Request bodies: unknown or read-only fields are refused (422), never ignored.
 
-    ``__not_null__`` names the optional fields the service refuses as null (a column that
-    cannot be empty: ``services.common.apply_changes``), so their schema is not nullable."""
+    ``__not_null__`` names the optional fields that may be left out but not sent as null (a
+    column that cannot be empty): the body is refused (422) before anything else is looked
+    at, and their schema is not nullable."""
 
     __not_null__: ClassVar[tuple[str, ...]] = ()
 
     model_config = ConfigDict(  # type: ignore[assignment]
         extra="forbid", str_strip_whitespace=True, json_schema_extra=_document_not_null
     )
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _not_null(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is None and info.field_name in cls.__not_null__:
+            raise refuse_null(info)
+        return value
 
     @field_validator("*", mode="after")
     @classmethod

@@ -22,7 +22,9 @@ from pydantic import (
     PlainSerializer,
     StrictInt,
     ValidationError,
+    ValidationInfo,
     WithJsonSchema,
+    field_validator,
     model_validator,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -30,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app import events
 from app.config import get_settings
 from app.errors import ValidationFailed, VersionConflict
-from app.models.base import never_null
+from app.models.base import never_null, refuse_null
 from app.models.performance import SettingsRecord
 from app.models.types import DecimalText, Money
 
@@ -227,6 +229,13 @@ class SettingsPatch(BaseModel):
     """Sections to replace; each given section is replaced whole and must be complete."""
 
     model_config = ConfigDict(extra="forbid", json_schema_extra=_sections_never_null)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _not_null(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is None:
+            raise refuse_null(info)
+        return value
 
     follow_up_cadence_days: dict[str, StrictInt] | None = None
     dormant_after_days: StrictInt | None = Field(default=None, ge=1, le=3650)
