@@ -16,6 +16,7 @@ from app.callers import listen
 from app.config import Settings, get_settings
 from app.db import Database, create_engine
 from app.errors import install_error_handlers
+from app.event_payloads import install_webhooks
 from app.idempotency import IdempotencyMiddleware
 from app.lanes import Lane
 from app.logging import configure_logging
@@ -181,6 +182,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     # FastAPI keeps the document it built in app.openapi_schema: named once, served as is.
     app.openapi = lambda: app.openapi_schema or name_sort_values(build_document())  # type: ignore[method-assign]
     install_error_handlers(app)
+    install_webhooks(app)
     app.router.route_class = ApiRoute  # for routes added to the app directly
 
     # The domains' routes join the app's own list (each already has its whole path, tags,

@@ -12,7 +12,7 @@ from sqlalchemy import Index, Integer, Numeric, String, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from app.models.base import InputSchema, ReadSchema, RecordBase, ResourceRead, scoped_indexes
-from app.models.types import Day, Money, MoneyType, UTCDateTime
+from app.models.types import Day, DecimalAnswer, Money, MoneyType, UTCDateTime
 
 
 class ContractStatus(StrEnum):
@@ -216,10 +216,10 @@ class ContractLineRead(ReadSchema):
     sku: str
     name: str
     unit: str
-    quantity: Decimal
+    quantity: DecimalAnswer
     unit_price: Money
     list_price: Money
-    discount_percent: Decimal
+    discount_percent: DecimalAnswer
     line_total: Money
 
 

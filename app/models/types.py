@@ -101,6 +101,13 @@ DecimalText = Annotated[
 """A non-negative exact number other than money (a rate, a share, a percentage), written as a
 decimal string; bounds go beside it as ``Field(ge=..., le=...)``."""
 
+DecimalAnswer = Annotated[
+    Decimal,
+    WithJsonSchema({"type": "string", "format": "decimal", "examples": ["2.500"]}),
+]
+"""An exact number the API answers and never takes (a quantity or an effective discount
+read back), written as a decimal string, so it has one schema wherever it is shown."""
+
 
 def _iso_8601_only(value: Any) -> Any:
     # Pydantic would read 0.5 or "1700000000" as a Unix time; the API speaks ISO 8601 only.

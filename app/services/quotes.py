@@ -300,5 +300,8 @@ async def expire_overdue(session: AsyncSession) -> int:
     for quote in quotes:
         quote.status = QuoteStatus.EXPIRED
         opp = await session.get_one(Opportunity, quote.opportunity_id)
-        events.record(session, "quote.expired", quote, await to_read(session, quote), scope=opp)
+        # The same data as a move made through the workflow (app.workflow) carries.
+        read = (await to_read(session, quote)).model_dump(mode="json")
+        data = {**read, "from": QuoteStatus.SENT.value, "note": None}
+        events.record(session, "quote.expired", quote, data, scope=opp)
     return len(quotes)

@@ -3,7 +3,7 @@
 // so a document a generator reads badly (a state typed as a plain string, an undeclared
 // header, an untyped error) fails the build. The README's TypeScript example is this flow.
 import createClient from "openapi-fetch";
-import type { components, paths } from "./generated/schema";
+import type { components, paths, webhooks } from "./generated/schema";
 
 type Schemas = components["schemas"];
 type Problem = Schemas["Problem"];
@@ -72,4 +72,22 @@ export async function sampleFlow(baseUrl: string): Promise<Schemas["OpportunityR
   const stage: Schemas["Stage"] = moved.data.stage;
   console.log(`${moved.data.title} is now ${stage}`);
   return moved.data;
+}
+
+// A receiver of webhook deliveries types their bodies from the document's `webhooks`.
+type Delivery<E extends keyof webhooks> = NonNullable<
+  webhooks[E]["post"]["requestBody"]
+>["content"]["application/json"];
+
+export function onStageChanged(body: Delivery<"opportunity.stage_changed">): string {
+  const from: Schemas["Stage"] = body.data.from;
+  return `${body.data.title}: ${from} → ${body.data.stage} at ${body.timestamp}`;
+}
+
+// The feed's `type` is the same enum of event names.
+export async function latestEventTypes(api: Awaited<ReturnType<typeof login>>) {
+  const feed = await api.GET("/api/v1/events", { params: { query: { limit: 20 } } });
+  if (feed.error) throw new ApiError(feed.error);
+  const types: Schemas["EventType"][] = feed.data.items.map((event) => event.type);
+  return types;
 }
