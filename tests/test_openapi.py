@@ -221,3 +221,37 @@ async def test_a_field_documented_not_nullable_refuses_null(
     assert (await client.get(region, headers=headers)).json()["name"] == "East"
     settings = await client.patch("/api/v1/settings", json={"kpi_weights": None}, headers=headers)
     assert settings.status_code == 422
+
+
+async def test_answers_are_nullable_exactly_where_the_columns_are(
+    client: httpx.AsyncClient,
+) -> None:
+    """A read field is null only where its column can be; and every member of an answer is
+    required, as every answer carries it."""
+    schemas = (await client.get("/openapi.json")).json()["components"]["schemas"]
+    # Filled in by the service where the column is empty.
+    computed = {("OpportunityRead", "probability")}
+    pairs = {
+        "CustomerRead": Customer,
+        "ContactRead": Contact,
+        "FollowUpRead": FollowUp,
+        "ProductRead": Product,
+        "OpportunityRead": Opportunity,
+        "QuoteRead": Quote,
+        "ContractRead": Contract,
+        "DeliveryRead": Delivery,
+        "ComplaintRead": Complaint,
+        "RegionRead": Region,
+        "UserRead": User,
+        "WebhookRead": WebhookEndpoint,
+    }
+    for name, table in pairs.items():
+        columns = table.__table__.c  # type: ignore[attr-defined]
+        schema = schemas[name]
+        assert set(schema["required"]) == set(schema["properties"]), name
+        for field, member in schema["properties"].items():
+            if field in columns and (name, field) not in computed:
+                nullable = "null" in json.dumps(member)
+                assert nullable == columns[field].nullable, f"{name}.{field}"
+    for name in ("SettingsRead", "WebhookDeliveryRead"):
+        assert set(schemas[name]["required"]) == set(schemas[name]["properties"]), name

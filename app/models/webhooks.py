@@ -8,7 +8,7 @@ from enum import StrEnum
 from typing import Annotated
 
 import pydantic
-from pydantic import HttpUrl, StrictBool, StrictInt
+from pydantic import ConfigDict, HttpUrl, StrictBool, StrictInt
 from sqlalchemy import Column, ForeignKey, Index, String, Text, UniqueConstraint, Uuid, text
 from sqlmodel import Field, SQLModel
 
@@ -217,6 +217,11 @@ class WebhookAttemptRead(ReadSchema):
 
 
 class WebhookDeliveryRead(ReadSchema):
+    # Every member is in every answer: ``attempts`` too, though it has a default.
+    model_config = ConfigDict(
+        from_attributes=True, json_schema_serialization_defaults_required=True
+    )
+
     id: uuid.UUID
     endpoint_id: uuid.UUID
     message_id: uuid.UUID = pydantic.Field(

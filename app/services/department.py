@@ -252,7 +252,8 @@ class SettingsPatch(BaseModel):
 
 
 class SettingsRead(DepartmentSettings):
-    model_config = ConfigDict(extra="forbid")
+    # Every setting is in every answer, the defaults filled in: required, not optional.
+    model_config = ConfigDict(extra="forbid", json_schema_serialization_defaults_required=True)
 
     version: int
     updated_at: datetime | None
