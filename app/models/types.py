@@ -71,13 +71,12 @@ DECIMAL_PATTERN = r"^\d{1,12}(\.\d{1,6})?$"
 def _decimal_text(pattern: str, example: str) -> BeforeValidator:
     """Takes a decimal written as a JSON string matching ``pattern`` (or a Decimal from our
     own code), never a JSON number: a float has already lost the exact value."""
-    shape = re.compile(pattern)
+    matches = re.compile(pattern).fullmatch
 
     def check(value: Any) -> Any:
-        if isinstance(value, Decimal):
+        # The string goes on to pydantic's own (compiled) decimal parsing.
+        if isinstance(value, Decimal) or (value.__class__ is str and matches(value)):
             return value
-        if isinstance(value, str) and shape.fullmatch(value):
-            return Decimal(value)
         raise ValueError(f'expected a decimal string such as "{example}"')
 
     return BeforeValidator(check)
@@ -85,8 +84,9 @@ def _decimal_text(pattern: str, example: str) -> BeforeValidator:
 
 Money = Annotated[
     Decimal,
-    _decimal_text(MONEY_PATTERN, "12500.00"),
+    # The bounds before the validator: so they stay in pydantic's compiled decimal check.
     Field(max_digits=14, decimal_places=2, ge=0),
+    _decimal_text(MONEY_PATTERN, "12500.00"),
     PlainSerializer(_money_str, return_type=str, when_used="json"),
     # One schema for requests and answers (answers always have two places).
     WithJsonSchema({"type": "string", "pattern": MONEY_PATTERN, "examples": ["12500.00"]}),
