@@ -76,15 +76,17 @@ class Rule:
 
 
 S = TypeVar("S", bound=StrEnum)
+F = TypeVar("F", bound=str)
 
 
-class MoveOption(BaseModel, Generic[S]):
+class MoveOption(BaseModel, Generic[S, F]):
     """A move the caller may make now, for drawing buttons. ``to`` is of the resource's own
-    state type (each workflow names its subclass, e.g. ``OpportunityMoveOption``), so a
-    generated client can post an offered move back as it is."""
+    state type and ``needs`` names fields of its transition body (each workflow names its
+    subclass, e.g. ``OpportunityMoveOption``), so a generated client can post an offered
+    move back as it is, with the fields it asks for."""
 
     to: S
-    needs: list[str] = Field(description="The body fields this move needs besides `to`.")
+    needs: list[F] = Field(description="The body fields this move needs besides `to`.")
     blocked_by: str | None = Field(
         description="The rule that would still refuse the move (its 409 `reason`), or null."
     )
@@ -97,7 +99,7 @@ class Workflow(Generic[M]):
     table: Mapping[str, Mapping[str, Rule]]
     to_read: Callable[[AsyncSession, Any], Awaitable[BaseModel]]
     # What ``options`` answers: MoveOption over the resource's state enum.
-    option: type[MoveOption[Any]] | None = None
+    option: type[MoveOption[Any, Any]] | None = None
     default_event: str = ""
     event_scope: Callable[[AsyncSession, Any], Awaitable[Any]] | None = None
     closed_states: frozenset[str] = field(default_factory=frozenset)
@@ -108,7 +110,9 @@ class Workflow(Generic[M]):
     def moves_from(self, state: str) -> Mapping[str, Rule]:
         return self.table.get(state, {})
 
-    async def options(self, session: AsyncSession, actor: Actor, obj: Any) -> list[MoveOption[Any]]:
+    async def options(
+        self, session: AsyncSession, actor: Actor, obj: Any
+    ) -> list[MoveOption[Any, Any]]:
         """The moves this actor may take now, each with its needed fields and any gate that
         would still refuse it."""
         if self.option is None:

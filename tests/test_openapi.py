@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from app.models import (
     User,
     WebhookEndpoint,
 )
+from app.services import complaints, contract_workflow, opportunities, quotes
 from tests.factories import make_org
 
 SNAPSHOT = Path(__file__).resolve().parent.parent / "openapi.json"
@@ -136,6 +138,25 @@ async def test_an_offered_move_is_of_the_resources_state_type(client: httpx.Asyn
         body = document["paths"][path]["post"]["requestBody"]["content"]["application/json"]
         transition = schemas[body["schema"]["$ref"].rsplit("/", 1)[1]]
         assert transition["properties"]["to"] == schemas[option]["properties"]["to"]
+        # What a move needs is named among the transition body's own fields.
+        items = schemas[option]["properties"]["needs"]["items"]
+        needs = items.get("enum") or [items["const"]]
+        assert set(needs) == set(transition["properties"]) - {"to"}
+
+
+def test_every_move_needs_only_fields_its_option_can_name() -> None:
+    for workflow in (
+        opportunities.WORKFLOW,
+        quotes.WORKFLOW,
+        contract_workflow.WORKFLOW,
+        complaints.WORKFLOW,
+    ):
+        assert workflow.option is not None
+        [literal] = typing.get_args(workflow.option.model_fields["needs"].annotation)
+        named = set(typing.get_args(literal))
+        for moves in workflow.table.values():
+            for rule in moves.values():
+                assert set(rule.needs) <= named, (workflow.entity_type, rule.needs)
 
 
 async def test_money_is_a_decimal_string_in_requests_and_answers(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import ColumnElement, Select, not_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -130,7 +130,12 @@ async def to_read(session: AsyncSession, complaint: Complaint) -> ComplaintRead:
     return sla.to_read(complaint)
 
 
-class ComplaintMoveOption(MoveOption[ComplaintStatus]):
+class ComplaintMoveOption(
+    MoveOption[
+        ComplaintStatus,
+        Literal["note", "resolution", "satisfaction", "root_cause", "corrective_action"],
+    ]
+):
     """A move a complaint may make now."""
 
 

@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -242,7 +242,7 @@ AUTOMATIC_TRANSITIONS: dict[str, dict[str, Rule]] = {
 }
 
 
-class ContractMoveOption(MoveOption[ContractStatus]):
+class ContractMoveOption(MoveOption[ContractStatus, Literal["note", "reason"]]):
     """A move a contract may make now."""
 
 

@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from datetime import date
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import ColumnElement, Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -144,7 +144,7 @@ async def to_read(session: AsyncSession, opp: Opportunity) -> OpportunityRead:
     return OpportunityRead.model_validate({**opp.model_dump(), "probability": probability})
 
 
-class OpportunityMoveOption(MoveOption[Stage]):
+class OpportunityMoveOption(MoveOption[Stage, Literal["note", "lost_reason"]]):
     """A move an opportunity may make now."""
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping, Sequence
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -198,7 +198,7 @@ async def _event_scope(session: AsyncSession, quote: Quote) -> Opportunity:
     return await session.get_one(Opportunity, quote.opportunity_id)
 
 
-class QuoteMoveOption(MoveOption[QuoteStatus]):
+class QuoteMoveOption(MoveOption[QuoteStatus, Literal["note"]]):
     """A move a quote may make now."""
 
 
