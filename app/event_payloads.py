@@ -16,7 +16,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
 
-from fastapi import FastAPI, Response
+from fastapi import APIRouter, FastAPI, Response
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from app.models.complaints import ComplaintProgressRead, ComplaintRead, ComplaintStatus
@@ -213,10 +213,11 @@ def envelope(event: EventType) -> type[BaseModel]:
     )
 
 
-def install_webhooks(app: FastAPI) -> None:
-    """One entry of the document's ``webhooks`` per event type: what Salesdesk POSTs to a
-    subscribed endpoint (signed as Standard Webhooks: ``webhook-id``, ``webhook-timestamp``,
-    ``webhook-signature``). Documentation only: nothing is served at these names."""
+def _describe_deliveries() -> APIRouter:
+    """One route per event type: what Salesdesk POSTs to a subscribed endpoint (signed as
+    Standard Webhooks: ``webhook-id``, ``webhook-timestamp``, ``webhook-signature``).
+    Documentation only: nothing is served at these names."""
+    router = APIRouter(tags=["webhooks"], generate_unique_id_function=operation_id)
     for event in EventType:
         body = envelope(event)
 
@@ -227,16 +228,24 @@ def install_webhooks(app: FastAPI) -> None:
             [inspect.Parameter("body", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=body)],
             return_annotation=None,
         )
-        app.webhooks.add_api_route(
+        router.add_api_route(
             event.value,
             receive,
             methods=["POST"],
             name=f"webhook_{event.value.replace('.', '_')}",
             summary=f"`{event.value}` happened",
-            tags=["webhooks"],
-            generate_unique_id_function=operation_id,
             status_code=200,
             response_class=Response,
             response_description="Any 2xx acknowledges the delivery.",
             responses={"default": {"description": "Anything else: retried with growing delays."}},
         )
+    return router
+
+
+# Built once, like the domains' routers: an app joins them (tests build many apps).
+DELIVERIES = _describe_deliveries()
+
+
+def install_webhooks(app: FastAPI) -> None:
+    """The document's ``webhooks``: one entry per event type."""
+    app.webhooks.routes.extend(DELIVERIES.routes)
