@@ -193,12 +193,19 @@ class ReportRoute(ApiRoute):
         return in_reports_lane
 
 
-def api_router(prefix: str, tag: str, route_class: type[ApiRoute] = ApiRoute) -> APIRouter:
+def api_router(
+    prefix: str,
+    tag: str,
+    responses: dict[int | str, dict[str, Any]] | None = None,
+    route_class: type[ApiRoute] = ApiRoute,
+) -> APIRouter:
     """A domain's routes, each with its whole path (``/api/v1`` and ``prefix``) and the
-    errors it can answer (``ApiRoute``)."""
+    errors it can answer (``ApiRoute``); ``responses`` adds what every route of the domain
+    may answer beyond those."""
     return APIRouter(
         prefix=API_PREFIX + prefix,
         tags=[tag],
+        responses=responses,
         generate_unique_id_function=operation_id,
         route_class=route_class,
     )
