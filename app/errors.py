@@ -27,9 +27,9 @@ PROBLEM_BASE = "https://salesdesk.dev/problems/"
 PROBLEM_JSON = "application/problem+json"
 
 
+# tests/test_openapi.py checks that the code answers no code outside this enum.
 class ProblemCode(StrEnum):
-    """Every ``code`` a problem document of this API carries (the OpenAPI document's enum;
-    tests/test_openapi.py checks that the code answers no other)."""
+    """Every `code` a problem document of this API carries."""
 
     BAD_REQUEST = "bad_request"
     UNAUTHORIZED = "unauthorized"
@@ -141,8 +141,8 @@ class Unavailable(_RetryLater):
 
 
 class FieldError(BaseModel):
-    """One invalid field: where it is (``["body", "amount"]``), what is wrong, and pydantic's
-    error type (``missing``, ``string_too_short``, ``value_error``, …)."""
+    """One invalid field: where it is (`["body", "amount"]`), what is wrong, and the kind of
+    error (`missing`, `string_too_short`, `null_not_allowed`, `value_error`, …)."""
 
     loc: list[str | int]
     msg: str
@@ -157,7 +157,7 @@ def _members_never_null(schema: dict[str, Any]) -> None:
 
 class Problem(BaseModel):
     """RFC 9457 problem details, as every error of this API is answered. The members after
-    ``code`` appear only with the codes that carry them; none is ever null."""
+    `code` appear only with the codes that carry them; none is ever null."""
 
     model_config = ConfigDict(extra="allow", json_schema_extra=_members_never_null)
 

@@ -15,10 +15,11 @@ from app.models.base import SCOPE, JSONType, ReadSchema, SerialType, scoped_inde
 from app.models.types import UTCDateTime, utcnow
 
 
+# app.event_payloads describes each one's data (the document's webhooks), and
+# tests/test_event_payloads.py checks that the code records no other name.
 class EventType(StrEnum):
-    """Every event the API records (and ``webhook.test``, which is only ever delivered). The
-    OpenAPI document's ``webhooks`` describe each one's ``data`` (``app.event_payloads``);
-    tests/test_event_payloads.py checks that the code records no other."""
+    """Every event type: in the feed and in webhook deliveries (`webhook.test` only in the
+    latter). The document's `webhooks` give each one's `data`."""
 
     CUSTOMER_CREATED = "customer.created"
     CUSTOMER_UPDATED = "customer.updated"
