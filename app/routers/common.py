@@ -50,9 +50,9 @@ IDEMPOTENCY_KEY_PARAMETER = {
     "name": "Idempotency-Key",
     "in": "header",
     "required": False,
-    "description": "Any unique string (a UUID): a retry with the same key and body within "
-    "the keys' lifetime (24 h) answers the first answer again, with `Idempotent-Replayed: "
-    "true`; the same key with another body is a 422, while the first is running a 409.",
+    "description": "A string unique to the request (a UUID, say): a retry with the same key "
+    "and body within 24 h replays the first successful answer, with `Idempotent-Replayed: "
+    "true`. The same key with another body is a 422; while the first request runs, a 409.",
     "schema": {"type": "string", "minLength": 1, "maxLength": 255},
 }
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
