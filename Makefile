@@ -68,4 +68,5 @@ bench-reports: install
 	$(BIN)/python -m bench.reports
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .ruff_cache
+	rm -rf $(VENV) .venv-tools clients/typescript/node_modules clients/typescript/generated \
+		var .pytest_cache .ruff_cache

@@ -15,7 +15,7 @@ from starlette.datastructures import Headers
 from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
 
-from app.errors import problem_response
+from app.errors import ProblemCode, problem_response
 
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 # What the API reads from a request beyond the headers every browser may send anyway.
@@ -58,7 +58,7 @@ class CORS(CORSMiddleware):
         refused = bytes(answer.body).decode().removeprefix("Disallowed CORS ")
         return problem_response(
             400,
-            "bad_request",
+            ProblemCode.BAD_REQUEST,
             f"This cross-origin request is not allowed (its {refused}); the origins, methods "
             "and headers allowed are set by SALESDESK_CORS_ORIGINS and the API.",
             headers,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Sequence
+from enum import StrEnum
 from http import HTTPStatus
 from typing import Any
 
@@ -12,11 +13,13 @@ from asgi_correlation_id import correlation_id
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app.models.base import never_null
 
 logger = logging.getLogger("salesdesk.errors")
 
@@ -24,11 +27,35 @@ PROBLEM_BASE = "https://salesdesk.dev/problems/"
 PROBLEM_JSON = "application/problem+json"
 
 
+# tests/test_openapi.py checks that the code answers no code outside this enum.
+class ProblemCode(StrEnum):
+    """Every `code` a problem document of this API carries."""
+
+    BAD_REQUEST = "bad_request"
+    UNAUTHORIZED = "unauthorized"
+    FORBIDDEN = "forbidden"
+    NOT_FOUND = "not_found"
+    METHOD_NOT_ALLOWED = "method_not_allowed"
+    NOT_ACCEPTABLE = "not_acceptable"
+    CONFLICT = "conflict"
+    INVALID_TRANSITION = "invalid_transition"
+    VERSION_CONFLICT = "version_conflict"
+    PAYLOAD_TOO_LARGE = "payload_too_large"
+    UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
+    VALIDATION_ERROR = "validation_error"
+    IDEMPOTENCY_KEY_REUSED = "idempotency_key_reused"
+    RATE_LIMITED = "rate_limited"
+    INTERNAL_ERROR = "internal_error"
+    UNAVAILABLE = "unavailable"
+    # Any other HTTP status Starlette itself answers.
+    ERROR = "error"
+
+
 class AppError(Exception):
     """A failure the client can act on; rendered as a problem document."""
 
     status: int = 400
-    code: str = "bad_request"
+    code: ProblemCode = ProblemCode.BAD_REQUEST
 
     def __init__(self, detail: str, **extra: Any) -> None:
         super().__init__(detail)
@@ -38,11 +65,11 @@ class AppError(Exception):
 
 
 class BadRequest(AppError):
-    status, code = 400, "bad_request"
+    status, code = 400, ProblemCode.BAD_REQUEST
 
 
 class Unauthorized(AppError):
-    status, code = 401, "unauthorized"
+    status, code = 401, ProblemCode.UNAUTHORIZED
 
     def __init__(self, detail: str = "Missing or invalid credentials.", **extra: Any) -> None:
         super().__init__(detail, **extra)
@@ -50,31 +77,31 @@ class Unauthorized(AppError):
 
 
 class Forbidden(AppError):
-    status, code = 403, "forbidden"
+    status, code = 403, ProblemCode.FORBIDDEN
 
 
 class NotFound(AppError):
-    status, code = 404, "not_found"
+    status, code = 404, ProblemCode.NOT_FOUND
 
 
 class Conflict(AppError):
     """A duplicate or a business rule; ``reason`` says which in a machine-readable word."""
 
-    status, code = 409, "conflict"
+    status, code = 409, ProblemCode.CONFLICT
 
     def __init__(self, detail: str, *, reason: str, **extra: Any) -> None:
         super().__init__(detail, reason=reason, **extra)
 
 
 class InvalidTransition(AppError):
-    status, code = 409, "invalid_transition"
+    status, code = 409, ProblemCode.INVALID_TRANSITION
 
     def __init__(self, detail: str, *, current: str, allowed: Sequence[str]) -> None:
         super().__init__(detail, current=current, allowed=list(allowed))
 
 
 class VersionConflict(AppError):
-    status, code = 412, "version_conflict"
+    status, code = 412, ProblemCode.VERSION_CONFLICT
 
     def __init__(
         self, detail: str = "The resource was changed since you read it; fetch it and retry."
@@ -85,14 +112,14 @@ class VersionConflict(AppError):
 class ValidationFailed(AppError):
     """A field error found by a service rather than by the request schema."""
 
-    status, code = 422, "validation_error"
+    status, code = 422, ProblemCode.VALIDATION_ERROR
 
     def __init__(self, loc: Sequence[str | int], msg: str, type_: str = "value_error") -> None:
         super().__init__(msg, errors=[{"loc": list(loc), "msg": msg, "type": type_}])
 
 
 class IdempotencyKeyReused(AppError):
-    status, code = 422, "idempotency_key_reused"
+    status, code = 422, ProblemCode.IDEMPOTENCY_KEY_REUSED
 
 
 class _RetryLater(AppError):
@@ -104,31 +131,66 @@ class _RetryLater(AppError):
 
 
 class RateLimited(_RetryLater):
-    status, code = 429, "rate_limited"
+    status, code = 429, ProblemCode.RATE_LIMITED
 
 
 class Unavailable(_RetryLater):
     """Too busy to answer now (``app.lanes``); the same code as an unreachable database."""
 
-    status, code = 503, "unavailable"
+    status, code = 503, ProblemCode.UNAVAILABLE
+
+
+class FieldError(BaseModel):
+    """One invalid field: where it is (`["body", "amount"]`), what is wrong, and the kind of
+    error (`missing`, `string_too_short`, `null_not_allowed`, `value_error`, …)."""
+
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+def _members_never_null(schema: dict[str, Any]) -> None:
+    # Members left out of an answer are absent, not null (problem_response drops them).
+    for member in schema["properties"].values():
+        never_null(member)
 
 
 class Problem(BaseModel):
-    """RFC 9457 problem details, as every error of this API is answered."""
+    """RFC 9457 problem details, as every error of this API is answered. The members after
+    `code` appear only with the codes that carry them; none is ever null."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", json_schema_extra=_members_never_null)
 
-    type: str
+    type: str = Field(examples=[PROBLEM_BASE + "not_found"])
     title: str
     status: int
     detail: str
-    code: str
-    errors: list[dict[str, Any]] | None = None
+    code: ProblemCode
+    errors: list[FieldError] | None = Field(
+        default=None, description="`validation_error` (and a `bad_request` body): the fields."
+    )
+    reason: str | None = Field(
+        default=None,
+        description="`conflict`: which rule or duplicate, in a word (e.g. `duplicate_name`).",
+    )
+    existing_id: str | None = Field(
+        default=None, description="`conflict` on a duplicate: the record that exists already."
+    )
+    current: str | None = Field(
+        default=None, description="`invalid_transition`: the resource's state now."
+    )
+    allowed: list[str] | None = Field(
+        default=None, description="`invalid_transition`: the states it may move to now."
+    )
+    correlation_id: str | None = Field(
+        default=None,
+        description="`internal_error` and `unavailable`: the id of the server's log lines.",
+    )
 
 
 def problem_response(
     status: int,
-    code: str,
+    code: ProblemCode,
     detail: str,
     headers: dict[str, str] | None = None,
     **extra: Any,
@@ -144,18 +206,18 @@ def problem_response(
     return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
 
 
-_STATUS_CODES = {
-    400: "bad_request",
-    401: "unauthorized",
-    403: "forbidden",
-    404: "not_found",
-    405: "method_not_allowed",
-    406: "not_acceptable",
-    409: "conflict",
-    412: "version_conflict",
-    413: "payload_too_large",
-    415: "unsupported_media_type",
-    429: "rate_limited",
+_STATUS_CODES: dict[int, ProblemCode] = {
+    400: ProblemCode.BAD_REQUEST,
+    401: ProblemCode.UNAUTHORIZED,
+    403: ProblemCode.FORBIDDEN,
+    404: ProblemCode.NOT_FOUND,
+    405: ProblemCode.METHOD_NOT_ALLOWED,
+    406: ProblemCode.NOT_ACCEPTABLE,
+    409: ProblemCode.CONFLICT,
+    412: ProblemCode.VERSION_CONFLICT,
+    413: ProblemCode.PAYLOAD_TOO_LARGE,
+    415: ProblemCode.UNSUPPORTED_MEDIA_TYPE,
+    429: ProblemCode.RATE_LIMITED,
 }
 
 
@@ -180,10 +242,10 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     errors = _clean_errors(exc.errors())
     if any(e["type"] == "json_invalid" for e in errors):
         return problem_response(
-            400, "bad_request", "The request body is not valid JSON.", errors=errors
+            400, ProblemCode.BAD_REQUEST, "The request body is not valid JSON.", errors=errors
         )
     return problem_response(
-        422, "validation_error", "The request has invalid fields.", errors=errors
+        422, ProblemCode.VALIDATION_ERROR, "The request has invalid fields.", errors=errors
     )
 
 
@@ -200,7 +262,7 @@ def _allowed_methods(request: Request) -> str:
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    code = _STATUS_CODES.get(exc.status_code, "error")
+    code = _STATUS_CODES.get(exc.status_code, ProblemCode.ERROR)
     detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
     if exc.status_code == 404 and detail == "Not Found":
         detail = "No such resource."
@@ -213,7 +275,10 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 async def _integrity_error(_: Request, exc: Exception) -> JSONResponse:
     logger.info("integrity error mapped to 409: %s", exc)
     return problem_response(
-        409, "conflict", "The change conflicts with existing data.", reason="constraint_violation"
+        409,
+        ProblemCode.CONFLICT,
+        "The change conflicts with existing data.",
+        reason="constraint_violation",
     )
 
 
@@ -255,7 +320,7 @@ def unexpected_error_response(exc: Exception) -> JSONResponse:
         logger.warning("statement cancelled: %s", exc, extra={"correlation_id": cid})
         return problem_response(
             503,
-            "unavailable",
+            ProblemCode.UNAVAILABLE,
             "The database took too long to answer and the request was cancelled; nothing "
             "was changed. Retry shortly.",
             headers={"Retry-After": "5"},
@@ -265,7 +330,7 @@ def unexpected_error_response(exc: Exception) -> JSONResponse:
         logger.error("database unavailable: %s", exc, extra={"correlation_id": cid})
         return problem_response(
             503,
-            "unavailable",
+            ProblemCode.UNAVAILABLE,
             "The database is unavailable; retry shortly.",
             headers={"Retry-After": "5"},
             correlation_id=cid,
@@ -273,7 +338,7 @@ def unexpected_error_response(exc: Exception) -> JSONResponse:
     logger.exception("unhandled error", exc_info=exc, extra={"correlation_id": cid})
     return problem_response(
         500,
-        "internal_error",
+        ProblemCode.INTERNAL_ERROR,
         f"An unexpected error occurred; quote correlation id {cid}.",
         correlation_id=cid,
     )

@@ -18,7 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.config import get_settings
 from app.db import Database
-from app.errors import problem_response
+from app.errors import ProblemCode, problem_response
 from app.models.platform import IdempotencyRecord
 from app.models.types import utcnow
 from app.security import bearer_token, decode_access_token
@@ -56,14 +56,14 @@ class IdempotencyMiddleware:
             return
         if not 1 <= len(key) <= 255:
             await problem_response(
-                400, "bad_request", "Idempotency-Key must be 1 to 255 characters."
+                400, ProblemCode.BAD_REQUEST, "Idempotency-Key must be 1 to 255 characters."
             )(scope, receive, send)
             return
         body = await _read_body(receive)
         if body is None:
-            await problem_response(413, "payload_too_large", "The request body is too large.")(
-                scope, receive, send
-            )
+            await problem_response(
+                413, ProblemCode.PAYLOAD_TOO_LARGE, "The request body is too large."
+            )(scope, receive, send)
             return
         digest = hashlib.sha256(
             b"\n".join(
@@ -83,14 +83,14 @@ class IdempotencyMiddleware:
         if outcome == "reused":
             await problem_response(
                 422,
-                "idempotency_key_reused",
+                ProblemCode.IDEMPOTENCY_KEY_REUSED,
                 "This Idempotency-Key was used with a different request; use a new key.",
             )(scope, receive, send)
             return
         if outcome == "in_progress":
             await problem_response(
                 409,
-                "conflict",
+                ProblemCode.CONFLICT,
                 "A request with this Idempotency-Key is still in progress.",
                 reason="idempotency_key_in_progress",
             )(scope, receive, send)

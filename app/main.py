@@ -21,6 +21,7 @@ from app.callers import listen
 from app.config import Settings, get_settings
 from app.db import Database, create_engine
 from app.errors import install_error_handlers
+from app.event_payloads import install_webhooks
 from app.idempotency import IdempotencyMiddleware
 from app.lanes import Lane
 from app.logging import configure_logging
@@ -43,7 +44,7 @@ from app.routers import (
     webhooks,
 )
 from app.routers import settings as settings_routes
-from app.routers.common import ApiRoute, operation_id
+from app.routers.common import ApiRoute, name_sort_values, operation_id
 from app.webhooks.messages import parse_retry_delays
 from app.worker import run_forever
 
@@ -192,7 +193,11 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.settings = settings  # what routes read through app.deps.AppSettingsDep
     if database is not None:
         app.state.database = database
+    build_document = app.openapi
+    # FastAPI keeps the document it built in app.openapi_schema: named once, served as is.
+    app.openapi = lambda: app.openapi_schema or name_sort_values(build_document())  # type: ignore[method-assign]
     install_error_handlers(app)
+    install_webhooks(app)
     app.router.route_class = ApiRoute  # for routes added to the app directly
 
     # The domains' routes join the app's own list (each already has its whole path, tags,

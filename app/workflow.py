@@ -13,9 +13,10 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import Any, Generic, TypeVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -74,12 +75,21 @@ class Rule:
     event: str | None = None
 
 
-class MoveOption(BaseModel):
-    """A move the caller may make now, for drawing buttons."""
+S = TypeVar("S", bound=StrEnum)
+F = TypeVar("F", bound=str)
 
-    to: str
-    needs: list[str]
-    blocked_by: str | None = None
+
+class MoveOption(BaseModel, Generic[S, F]):
+    """A move the caller may make now, for drawing buttons. ``to`` is of the resource's own
+    state type and ``needs`` names fields of its transition body (each workflow names its
+    subclass, e.g. ``OpportunityMoveOption``), so a generated client can post an offered
+    move back as it is, with the fields it asks for."""
+
+    to: S
+    needs: list[F] = Field(description="The body fields this move needs besides `to`.")
+    blocked_by: str | None = Field(
+        description="The rule that would still refuse the move (its 409 `reason`), or null."
+    )
 
 
 @dataclass
@@ -88,6 +98,8 @@ class Workflow(Generic[M]):
     state_field: str
     table: Mapping[str, Mapping[str, Rule]]
     to_read: Callable[[AsyncSession, Any], Awaitable[BaseModel]]
+    # What ``options`` answers: MoveOption over the resource's state enum.
+    option: type[MoveOption[Any, Any]] | None = None
     default_event: str = ""
     event_scope: Callable[[AsyncSession, Any], Awaitable[Any]] | None = None
     closed_states: frozenset[str] = field(default_factory=frozenset)
@@ -98,9 +110,13 @@ class Workflow(Generic[M]):
     def moves_from(self, state: str) -> Mapping[str, Rule]:
         return self.table.get(state, {})
 
-    async def options(self, session: AsyncSession, actor: Actor, obj: Any) -> list[MoveOption]:
+    async def options(
+        self, session: AsyncSession, actor: Actor, obj: Any
+    ) -> list[MoveOption[Any, Any]]:
         """The moves this actor may take now, each with its needed fields and any gate that
         would still refuse it."""
+        if self.option is None:
+            raise TypeError(f"this {self.entity_type} workflow offers no moves to choose from")
         result = []
         for to, rule in self.moves_from(getattr(obj, self.state_field)).items():
             if actor.role not in rule.roles:
@@ -112,7 +128,7 @@ class Workflow(Generic[M]):
                 if await gate(session, obj, {"to": to}) is not None:
                     blocked = gate.__name__
                     break
-            result.append(MoveOption(to=to, needs=list(rule.needs), blocked_by=blocked))
+            result.append(self.option(to=to, needs=list(rule.needs), blocked_by=blocked))
         return result
 
     async def transition(

@@ -7,7 +7,8 @@ from datetime import datetime
 from functools import cache
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
 from sqlalchemy import JSON, BigInteger, Index, Integer, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import declared_attr
@@ -79,10 +80,50 @@ class RecordBase(SQLModel):
         return {"version_id_col": cls.__table__.c.version}
 
 
-class InputSchema(SQLModel):
-    """Request bodies: unknown or read-only fields are refused (422), never ignored."""
+def never_null(schema: dict[str, Any]) -> None:
+    """Turns a property's schema ``X | None = None`` into "X, or left out": for a member the
+    server never writes as null, or refuses as null."""
+    options = schema.pop("anyOf", None)
+    if options is not None:
+        kept = [option for option in options if option.get("type") != "null"]
+        if len(kept) == 1:
+            schema.update(kept[0])
+        else:
+            schema["anyOf"] = kept
+    if schema.get("default", 0) is None:
+        del schema["default"]
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)  # type: ignore[assignment]
+
+def refuse_null(info: ValidationInfo) -> PydanticCustomError:
+    return PydanticCustomError(
+        "null_not_allowed", "{field} cannot be null.", {"field": info.field_name}
+    )
+
+
+def _document_not_null(schema: dict[str, Any], model: type[Any]) -> None:
+    for name in getattr(model, "__not_null__", ()):
+        never_null(schema["properties"][name])
+
+
+class InputSchema(SQLModel):
+    """Request bodies: unknown or read-only fields are refused (422), never ignored.
+
+    ``__not_null__`` names the optional fields that may be left out but not sent as null (a
+    column that cannot be empty): the body is refused (422) before anything else is looked
+    at, and their schema is not nullable."""
+
+    __not_null__: ClassVar[tuple[str, ...]] = ()
+
+    model_config = ConfigDict(  # type: ignore[assignment]
+        extra="forbid", str_strip_whitespace=True, json_schema_extra=_document_not_null
+    )
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _not_null(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is None and info.field_name in cls.__not_null__:
+            raise refuse_null(info)
+        return value
 
     @field_validator("*", mode="after")
     @classmethod

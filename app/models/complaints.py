@@ -149,6 +149,15 @@ class ComplaintCreate(ComplaintFields):
 class ComplaintUpdate(ComplaintFields):
     """Change a complaint's details; due times follow a new severity or ``received_at``."""
 
+    __not_null__ = (
+        "channel",
+        "category",
+        "severity",
+        "description",
+        "received_at",
+        "assignee_id",
+    )
+
 
 class ComplaintRead(ResourceRead):
     customer_id: uuid.UUID

@@ -13,7 +13,7 @@ from sqlalchemy import Index, Integer, Numeric, String, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from app.models.base import InputSchema, ReadSchema, RecordBase, ResourceRead, scoped_indexes
-from app.models.types import Day, Money, MoneyType, UTCDateTime
+from app.models.types import Day, DecimalAnswer, Money, MoneyType, UTCDateTime
 
 
 class ContractStatus(StrEnum):
@@ -217,10 +217,10 @@ class ContractLineRead(ReadSchema):
     sku: str
     name: str
     unit: str
-    quantity: Decimal
+    quantity: DecimalAnswer
     unit_price: Money
     list_price: Money
-    discount_percent: Decimal
+    discount_percent: DecimalAnswer
     line_total: Money
 
 
@@ -332,6 +332,8 @@ class DeliveryCreate(InputSchema):
 
 
 class DeliveryUpdate(InputSchema):
+    __not_null__ = ("description", "planned_date")
+
     description: str | None = pydantic.Field(default=None, min_length=1, max_length=4000)
     planned_date: Day | None = None
     delivered_on: Day | None = None

@@ -169,6 +169,8 @@ class CustomerCreate(CustomerFields):
 
 
 class CustomerUpdate(CustomerFields):
+    __not_null__ = ("name",)
+
     name: str | None = pydantic.Field(default=None, min_length=1, max_length=200)
 
 
@@ -234,6 +236,8 @@ class ContactCreate(ContactFields):
 
 
 class ContactUpdate(ContactFields):
+    __not_null__ = ("name", "is_primary")
+
     name: str | None = pydantic.Field(default=None, min_length=1, max_length=200)
 
 
@@ -308,7 +312,7 @@ class FollowUpCreate(FollowUpFields):
 
 
 class FollowUpUpdate(FollowUpFields):
-    pass
+    __not_null__ = ("kind", "status")
 
 
 class FollowUpRead(ResourceRead):

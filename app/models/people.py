@@ -40,6 +40,8 @@ class RegionCreate(InputSchema):
 
 
 class RegionUpdate(InputSchema):
+    __not_null__ = ("name",)
+
     name: str | None = pydantic.Field(default=None, min_length=1, max_length=100)
 
 
@@ -71,6 +73,8 @@ class UserCreate(InputSchema):
 
 
 class UserUpdate(InputSchema):
+    __not_null__ = ("full_name", "role", "is_active", "password")
+
     full_name: str | None = pydantic.Field(default=None, min_length=1, max_length=200)
     role: Role | None = None
     region_id: uuid.UUID | None = None

@@ -78,6 +78,8 @@ class ProductCreate(InputSchema):
 
 
 class ProductUpdate(InputSchema):
+    __not_null__ = ("name", "unit", "list_price", "is_active")
+
     name: str | None = pydantic.Field(default=None, min_length=1, max_length=200)
     unit: str | None = pydantic.Field(default=None, min_length=1, max_length=32)
     list_price: Money | None = None
@@ -160,6 +162,8 @@ class OpportunityCreate(OpportunityFields):
 
 
 class OpportunityUpdate(OpportunityFields):
+    __not_null__ = ("title", "amount")
+
     title: str | None = pydantic.Field(default=None, min_length=1, max_length=200)
 
 

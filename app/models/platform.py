@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 import pydantic
@@ -12,6 +13,85 @@ from sqlmodel import Field, SQLModel
 
 from app.models.base import SCOPE, JSONType, ReadSchema, SerialType, scoped_indexes
 from app.models.types import UTCDateTime, utcnow
+
+
+# app.event_payloads describes each one's data (the document's webhooks), and
+# tests/test_event_payloads.py checks that the code records no other name.
+class EventType(StrEnum):
+    """Every event type: in the feed and in webhook deliveries (`webhook.test` only in the
+    latter). The document's `webhooks` give each one's `data`."""
+
+    CUSTOMER_CREATED = "customer.created"
+    CUSTOMER_UPDATED = "customer.updated"
+    CUSTOMER_DELETED = "customer.deleted"
+    CUSTOMER_ASSIGNED = "customer.assigned"
+    CUSTOMER_CLASSIFIED = "customer.classified"
+    CONTACT_CREATED = "contact.created"
+    CONTACT_UPDATED = "contact.updated"
+    CONTACT_DELETED = "contact.deleted"
+    FOLLOW_UP_CREATED = "follow_up.created"
+    FOLLOW_UP_UPDATED = "follow_up.updated"
+    FOLLOW_UP_DELETED = "follow_up.deleted"
+    PRODUCT_CREATED = "product.created"
+    PRODUCT_UPDATED = "product.updated"
+    OPPORTUNITY_CREATED = "opportunity.created"
+    OPPORTUNITY_UPDATED = "opportunity.updated"
+    OPPORTUNITY_DELETED = "opportunity.deleted"
+    OPPORTUNITY_STAGE_CHANGED = "opportunity.stage_changed"
+    OPPORTUNITY_WON = "opportunity.won"
+    OPPORTUNITY_LOST = "opportunity.lost"
+    OPPORTUNITY_REOPENED = "opportunity.reopened"
+    QUOTE_CREATED = "quote.created"
+    QUOTE_UPDATED = "quote.updated"
+    QUOTE_STATUS_CHANGED = "quote.status_changed"
+    QUOTE_SENT = "quote.sent"
+    QUOTE_APPROVAL_REQUESTED = "quote.approval_requested"
+    QUOTE_APPROVED = "quote.approved"
+    QUOTE_REJECTED = "quote.rejected"
+    QUOTE_ACCEPTED = "quote.accepted"
+    QUOTE_DECLINED = "quote.declined"
+    QUOTE_EXPIRED = "quote.expired"
+    CONTRACT_CREATED = "contract.created"
+    CONTRACT_UPDATED = "contract.updated"
+    CONTRACT_STATUS_CHANGED = "contract.status_changed"
+    CONTRACT_SUBMITTED = "contract.submitted"
+    CONTRACT_MANAGER_APPROVED = "contract.manager_approved"
+    CONTRACT_APPROVED = "contract.approved"
+    CONTRACT_REJECTED = "contract.rejected"
+    CONTRACT_SIGNED = "contract.signed"
+    CONTRACT_CANCELLED = "contract.cancelled"
+    CONTRACT_TERMINATED = "contract.terminated"
+    CONTRACT_COMPLETED = "contract.completed"
+    CONTRACT_REVIEW_OVERDUE = "contract.review_overdue"
+    PAYMENT_RECEIVED = "payment.received"
+    DELIVERY_CREATED = "delivery.created"
+    DELIVERY_UPDATED = "delivery.updated"
+    DELIVERY_CONFIRMED = "delivery.confirmed"
+    COMPLAINT_CREATED = "complaint.created"
+    COMPLAINT_UPDATED = "complaint.updated"
+    COMPLAINT_ASSIGNED = "complaint.assigned"
+    COMPLAINT_ESCALATED = "complaint.escalated"
+    COMPLAINT_UPDATE_ADDED = "complaint.update_added"
+    COMPLAINT_STATUS_CHANGED = "complaint.status_changed"
+    COMPLAINT_ACKNOWLEDGED = "complaint.acknowledged"
+    COMPLAINT_RESOLVED = "complaint.resolved"
+    COMPLAINT_CLOSED = "complaint.closed"
+    COMPLAINT_REOPENED = "complaint.reopened"
+    REGION_CREATED = "region.created"
+    REGION_UPDATED = "region.updated"
+    REGION_DELETED = "region.deleted"
+    USER_CREATED = "user.created"
+    USER_UPDATED = "user.updated"
+    TARGET_SET = "target.set"
+    TARGET_DELETED = "target.deleted"
+    MARKET_SIZE_SET = "market_size.set"
+    SETTINGS_UPDATED = "settings.updated"
+    WEBHOOK_CREATED = "webhook.created"
+    WEBHOOK_UPDATED = "webhook.updated"
+    WEBHOOK_DELETED = "webhook.deleted"
+    WEBHOOK_SECRET_ROTATED = "webhook.secret_rotated"
+    WEBHOOK_DISABLED = "webhook.disabled"
+    WEBHOOK_TEST = "webhook.test"
 
 
 class Event(SQLModel, table=True):
@@ -39,7 +119,7 @@ class Event(SQLModel, table=True):
 
 class EventRead(ReadSchema):
     id: uuid.UUID
-    type: str
+    type: EventType
     timestamp: datetime = pydantic.Field(validation_alias="occurred_at")
     entity_type: str
     entity_id: uuid.UUID | None

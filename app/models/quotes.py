@@ -12,7 +12,7 @@ from sqlalchemy import Numeric, String, Text
 from sqlmodel import Field, SQLModel
 
 from app.models.base import InputSchema, ReadSchema, RecordBase, ResourceRead
-from app.models.types import Day, Money, MoneyType, UTCDateTime
+from app.models.types import Day, DecimalAnswer, Money, MoneyType, UTCDateTime
 
 
 class QuoteStatus(StrEnum):
@@ -84,10 +84,10 @@ class QuoteUpdate(QuoteFields):
 
 class QuoteLineRead(ReadSchema):
     product_id: uuid.UUID
-    quantity: Decimal
+    quantity: DecimalAnswer
     unit_price: Money
     list_price: Money
-    discount_percent: Decimal
+    discount_percent: DecimalAnswer
     line_total: Money
 
 
@@ -99,7 +99,7 @@ class QuoteRead(ResourceRead):
     delivery_terms: str | None
     subtotal: Money = pydantic.Field(description="At list prices.")
     total: Money
-    discount_percent: Decimal = pydantic.Field(description="Effective: 1 − total ÷ subtotal.")
+    discount_percent: DecimalAnswer = pydantic.Field(description="Effective: 1 − total ÷ subtotal.")
     approver_role: str | None = pydantic.Field(description="Who must approve the discount.")
     submitted_at: datetime | None
     decided_at: datetime | None

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BeforeValidator, Field, PlainSerializer
+from pydantic import AfterValidator, BeforeValidator, Field, PlainSerializer, WithJsonSchema
 from sqlalchemy import DateTime, Numeric
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
@@ -63,12 +64,49 @@ def _money_str(value: Decimal) -> str:
     return f"{value.quantize(CENT)}"
 
 
+MONEY_PATTERN = r"^\d{1,12}(\.\d{1,2})?$"
+DECIMAL_PATTERN = r"^\d{1,12}(\.\d{1,6})?$"
+
+
+def _decimal_text(pattern: str, example: str) -> BeforeValidator:
+    """Takes a decimal written as a JSON string matching ``pattern`` (or a Decimal from our
+    own code), never a JSON number: a float has already lost the exact value."""
+    matches = re.compile(pattern).fullmatch
+
+    def check(value: Any) -> Any:
+        # The string goes on to pydantic's own (compiled) decimal parsing.
+        if isinstance(value, Decimal) or (value.__class__ is str and matches(value)):
+            return value
+        raise ValueError(f'expected a decimal string such as "{example}"')
+
+    return BeforeValidator(check)
+
+
 Money = Annotated[
     Decimal,
-    Field(max_digits=14, decimal_places=2, ge=0, examples=["12500.00"]),
+    # The bounds before the validator: so they stay in pydantic's compiled decimal check.
+    Field(max_digits=14, decimal_places=2, ge=0),
+    _decimal_text(MONEY_PATTERN, "12500.00"),
     PlainSerializer(_money_str, return_type=str, when_used="json"),
+    # One schema for requests and answers (answers always have two places).
+    WithJsonSchema({"type": "string", "pattern": MONEY_PATTERN, "examples": ["12500.00"]}),
 ]
 """A non-negative amount of the deployment's currency, written as a decimal string."""
+
+DecimalText = Annotated[
+    Decimal,
+    _decimal_text(DECIMAL_PATTERN, "0.60"),
+    WithJsonSchema({"type": "string", "pattern": DECIMAL_PATTERN, "examples": ["0.60"]}),
+]
+"""A non-negative exact number other than money (a rate, a share, a percentage), written as a
+decimal string; bounds go beside it as ``Field(ge=..., le=...)``."""
+
+DecimalAnswer = Annotated[
+    Decimal,
+    WithJsonSchema({"type": "string", "format": "decimal", "examples": ["2.500"]}),
+]
+"""An exact number the API answers and never takes (a quantity or an effective discount
+read back), written as a decimal string, so it has one schema wherever it is shown."""
 
 
 def _iso_8601_only(value: Any) -> Any:

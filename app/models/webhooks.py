@@ -8,7 +8,7 @@ from enum import StrEnum
 from typing import Annotated, Any
 
 import pydantic
-from pydantic import HttpUrl, StrictBool, StrictInt
+from pydantic import ConfigDict, HttpUrl, StrictBool, StrictInt
 from sqlalchemy import Column, ForeignKey, Index, String, Text, UniqueConstraint, Uuid, text
 from sqlmodel import Field, SQLModel
 
@@ -26,7 +26,7 @@ EventPattern = Annotated[
 ]
 
 
-class DeliveryStatus(StrEnum):
+class WebhookDeliveryStatus(StrEnum):
     PENDING = "pending"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
@@ -96,7 +96,7 @@ class WebhookDelivery(SQLModel, table=True):
     event_id: uuid.UUID | None = Field(default=None, foreign_key="events.id", index=True)
     event_type: str = Field(max_length=64)
     payload: str = Field(sa_type=Text)
-    status: str = Field(default=DeliveryStatus.PENDING, sa_type=String(16))
+    status: str = Field(default=WebhookDeliveryStatus.PENDING, sa_type=String(16))
     attempts: int = Field(default=0)
     max_attempts: int = Field(default=1)
     # While an attempt is in flight this is the end of its lease: past it, the attempt is
@@ -159,6 +159,8 @@ class WebhookCreate(WebhookFields):
 
 
 class WebhookUpdate(WebhookFields):
+    __not_null__ = ("url", "events", "is_active")
+
     url: HttpUrl | None = None
     events: list[EventPattern] | None = pydantic.Field(default=None, min_length=1, max_length=100)
     is_active: StrictBool | None = pydantic.Field(
@@ -219,6 +221,11 @@ class WebhookAttemptRead(ReadSchema):
 
 
 class WebhookDeliveryRead(ReadSchema):
+    # Every member is in every answer: ``attempts`` too, though it has a default.
+    model_config = ConfigDict(
+        from_attributes=True, json_schema_serialization_defaults_required=True
+    )
+
     id: uuid.UUID
     endpoint_id: uuid.UUID
     message_id: uuid.UUID = pydantic.Field(
@@ -226,7 +233,7 @@ class WebhookDeliveryRead(ReadSchema):
     )
     event_id: uuid.UUID | None = pydantic.Field(description="The event; null for test messages.")
     event_type: str
-    status: DeliveryStatus
+    status: WebhookDeliveryStatus
     attempt_count: int
     max_attempts: int
     next_attempt_at: datetime | None = pydantic.Field(

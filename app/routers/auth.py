@@ -23,7 +23,7 @@ from app.routers.common import api_router, ok_with_etag, with_etag
 from app.services import auth as auth_service
 from app.services.auth import MeRead
 
-router = api_router("/auth", "auth", responses=error_responses(400, 401, 422, 429, 503))
+router = api_router("/auth", "auth")
 
 
 class TokenResponse(BaseModel):
@@ -59,7 +59,11 @@ def _no_store(response: Response) -> None:
     response.headers["Pragma"] = "no-cache"
 
 
-@router.post("/token", summary="Log in with email and password (OAuth2 password form)")
+@router.post(
+    "/token",
+    summary="Log in with email and password (OAuth2 password form)",
+    responses=error_responses(401),
+)
 async def auth_token(
     request: Request,
     session: SessionDep,
@@ -82,7 +86,11 @@ async def auth_token(
     return _tokens(pair)
 
 
-@router.post("/refresh", summary="Trade a refresh token for a new token pair")
+@router.post(
+    "/refresh",
+    summary="Trade a refresh token for a new token pair",
+    responses=error_responses(401),
+)
 async def auth_refresh(
     session: SessionDep, body: RefreshRequest, response: Response
 ) -> TokenResponse:

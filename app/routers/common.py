@@ -3,21 +3,25 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Coroutine, Sequence
+import typing
+import uuid
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response, params
+from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
+from fastapi.utils import create_model_field
+from pydantic import BaseModel
 from starlette._utils import get_route_path  # what Starlette's own Route.matches uses
 from starlette.routing import Match
 from starlette.types import Scope
 
 from app.db import READ_METHODS, TransactionRoute
+from app.deps import Caller, if_match
 from app.errors import error_responses
 from app.pagination import MAX_LIMIT
-
-# Every API route may answer these; documenting them keeps generated clients honest.
-STANDARD_ERRORS = error_responses(400, 401, 403, 404, 409, 412, 422, 429, 503)
+from app.permissions import ROLE_PERMISSIONS, Permission
 
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size, 1–200.")]
 Cursor = Annotated[
@@ -56,9 +60,86 @@ def operation_id(route: APIRoute) -> str:
     return route.name
 
 
+IDEMPOTENCY_KEY_PARAMETER = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "description": "A string unique to the request (a UUID, say): a retry with the same key "
+    "and body within 24 h replays the first successful answer, with `Idempotent-Replayed: "
+    "true`. The same key with another body is a 422; while the first request runs, a 409.",
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+}
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# Query parameters that carry a cursor this API handed out: a made-up one is a 400.
+CURSOR_PARAMETERS = frozenset({"cursor", "after"})
+
+
+def _dependencies(dependant: Dependant) -> Iterator[Dependant]:
+    for sub in dependant.dependencies:
+        yield sub
+        yield from _dependencies(sub)
+
+
+def _callers(dependant: Dependant) -> list[Caller]:
+    return [d.call for d in _dependencies(dependant) if isinstance(d.call, Caller)]
+
+
+def _may_refuse(permission: Permission | None) -> bool:
+    return permission is not None and not all(
+        permission in granted for granted in ROLE_PERMISSIONS.values()
+    )
+
+
+def error_statuses(route: APIRoute) -> set[int]:
+    """The problem statuses an operation can answer, read from what it declares: a caller
+    (401; 403 when its permission is not every role's), a path id (404), parameters or a
+    body (422; a JSON body or a cursor may also be malformed, 400), If-Match (412), a write
+    (409: a duplicate, a rule or a constraint), an authenticated POST (Idempotency-Key:
+    400, 409, 413, 422). Every /api/v1 request is rate limited (429) and uses the database
+    (503). What a service's own rules refuse beyond that, its route adds to ``responses``."""
+    dependant = route.dependant
+    statuses = {429, 503}
+    callers = _callers(dependant)
+    if callers:
+        statuses.add(401)
+    if any(_may_refuse(caller.permission) for caller in callers):
+        statuses.add(403)
+    if dependant.path_params or any(
+        _names_a_record(f.field_info.annotation) for f in dependant.body_params
+    ):
+        statuses.add(404)
+    if dependant.path_params or dependant.query_params or dependant.header_params:
+        statuses.add(422)
+    if dependant.body_params:
+        statuses.add(422)
+        if not any(isinstance(f.field_info, params.Form) for f in dependant.body_params):
+            statuses.add(400)
+    if any(f.name in CURSOR_PARAMETERS for f in dependant.query_params):
+        statuses.add(400)
+    if any(d.call is if_match for d in _dependencies(dependant)):
+        statuses.add(412)
+    if route.methods & WRITE_METHODS and callers:
+        statuses.add(409)
+    if "POST" in route.methods and callers:
+        statuses |= {400, 409, 413, 422}
+    return statuses
+
+
+def _names_a_record(annotation: Any) -> bool:
+    """Whether a body of this type refers to another record by id (which the service looks
+    up in the caller's scope: 404 when it is not there)."""
+    if annotation is uuid.UUID:
+        return True
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return any(_names_a_record(f.annotation) for f in annotation.model_fields.values())
+    return any(_names_a_record(arg) for arg in typing.get_args(annotation))
+
+
 class ApiRoute(TransactionRoute):
-    """A route that turns away a path not starting with its literal prefix (the path up to
-    its first parameter) before trying its regular expression.
+    """A /api/v1 route: documents the errors it can answer (``error_statuses``) and the
+    ``Idempotency-Key`` header where the middleware honours it (``app.idempotency``: every
+    POST of an authenticated caller), and turns away a path not starting with its literal
+    prefix (the path up to its first parameter) before trying its regular expression.
 
     Starlette tries the app's routes in order until one matches, each with its regular
     expression: a hundred of them for a route near the end of the list. Comparing the
@@ -69,11 +150,28 @@ class ApiRoute(TransactionRoute):
     def __init__(self, path: str, *args: Any, **kwargs: Any) -> None:
         super().__init__(path, *args, **kwargs)
         self.literal_prefix = path.split("{", 1)[0]
+        if path.startswith(API_PREFIX):
+            self._document_errors()
+            if "POST" in self.methods and _callers(self.dependant):
+                extra = dict(self.openapi_extra or {})
+                extra["parameters"] = [*extra.get("parameters", []), IDEMPOTENCY_KEY_PARAMETER]
+                self.openapi_extra = extra
         if self.conditional:
             extra = self.openapi_extra or {}
             parameters = [*extra.get("parameters", ()), IF_NONE_MATCH]
             self.openapi_extra = {**extra, "parameters": parameters}
             self.responses = {**self.responses, 304: NOT_MODIFIED}
+
+    def _document_errors(self) -> None:
+        # The route's own entries (a description of its own, an extra status) win.
+        derived = error_responses(*sorted(error_statuses(self) - self.responses.keys()))
+        self.responses = {**self.responses, **derived}
+        for status, response in derived.items():
+            self.response_fields[status] = create_model_field(
+                name=f"Response_{status}_{self.unique_id}",
+                type_=response["model"],
+                mode="serialization",
+            )
 
     @property
     def conditional(self) -> bool:
@@ -141,10 +239,12 @@ class ReportRoute(ApiRoute):
 def api_router(
     prefix: str,
     tag: str,
-    responses: dict[int | str, dict[str, Any]] = STANDARD_ERRORS,
+    responses: dict[int | str, dict[str, Any]] | None = None,
     route_class: type[ApiRoute] = ApiRoute,
 ) -> APIRouter:
-    """A domain's routes, each with its whole path (``/api/v1`` and ``prefix``)."""
+    """A domain's routes, each with its whole path (``/api/v1`` and ``prefix``) and the
+    errors it can answer (``ApiRoute``); ``responses`` adds what every route of the domain
+    may answer beyond those."""
     return APIRouter(
         prefix=API_PREFIX + prefix,
         tags=[tag],
@@ -152,6 +252,24 @@ def api_router(
         generate_unique_id_function=operation_id,
         route_class=route_class,
     )
+
+
+def sort_member_name(value: str) -> str:
+    """A generated client's name for a ``sort`` value: ``name`` → ``NAME``, ``-name`` →
+    ``NAME_DESC`` (generators otherwise number the descending ones ``VALUE_1``…)."""
+    return value.removeprefix("-").upper() + ("_DESC" if value.startswith("-") else "")
+
+
+def name_sort_values(document: dict[str, Any]) -> dict[str, Any]:
+    """``document`` with ``x-enum-varnames`` (read by openapi-python-client and
+    openapi-generator) beside the values of every operation's ``sort`` parameter."""
+    for operations in document["paths"].values():
+        for operation in operations.values():
+            for parameter in operation.get("parameters", []):
+                values = parameter["schema"].get("enum") if parameter["name"] == "sort" else None
+                if values:
+                    parameter["schema"]["x-enum-varnames"] = [sort_member_name(v) for v in values]
+    return document
 
 
 def etag(version: int, unversioned: Sequence[Any] = ()) -> str:
@@ -210,9 +328,13 @@ def not_modified(response: Response) -> Response:
     return Response(status_code=304, headers=headers)
 
 
-def ok_with_etag(description: str = "OK") -> dict[int | str, dict[str, Any]]:
-    return {200: {"description": description, "headers": ETAG_HEADER}}
+def ok_with_etag(
+    description: str = "OK", errors: tuple[int, ...] = ()
+) -> dict[int | str, dict[str, Any]]:
+    """A 200 with its ETag, and ``errors`` the service's rules may answer beyond those the
+    route's declarations imply (``error_statuses``)."""
+    return {200: {"description": description, "headers": ETAG_HEADER}, **error_responses(*errors)}
 
 
-def created_with_headers() -> dict[int | str, dict[str, Any]]:
-    return {201: {"description": "Created", "headers": CREATED_HEADERS}}
+def created_with_headers(errors: tuple[int, ...] = ()) -> dict[int | str, dict[str, Any]]:
+    return {201: {"description": "Created", "headers": CREATED_HEADERS}, **error_responses(*errors)}

@@ -31,7 +31,6 @@ from app.routers.common import (
     with_etag,
 )
 from app.services import complaints as service
-from app.workflow import MoveOption
 
 router = api_router("/complaints", "complaints")
 Reader = Annotated[Actor, Depends(require(Permission.COMPLAINTS_READ))]
@@ -98,7 +97,7 @@ async def complaints_list(
     "",
     status_code=201,
     summary="Log a customer's complaint",
-    responses=created_with_headers(),
+    responses=created_with_headers(errors=(403,)),
 )
 async def complaints_create(
     session: SessionDep, actor: Writer, body: ComplaintCreate, response: Response
@@ -120,7 +119,7 @@ async def complaints_get(
 @router.patch(
     "/{complaint_id}",
     summary="Change a complaint's details or its handler (managers, director)",
-    responses=ok_with_etag(),
+    responses=ok_with_etag(errors=(403,)),
 )
 async def complaints_update(
     session: SessionDep,
@@ -137,7 +136,7 @@ async def complaints_update(
 @router.get("/{complaint_id}/transitions", summary="The status moves you may make now")
 async def complaints_transitions_list(
     session: SessionDep, actor: Reader, complaint_id: uuid.UUID
-) -> list[MoveOption]:
+) -> list[service.ComplaintMoveOption]:
     complaint = await service.get_complaint(session, actor, complaint_id)
     return await service.WORKFLOW.options(session, actor, complaint)
 
@@ -145,7 +144,7 @@ async def complaints_transitions_list(
 @router.post(
     "/{complaint_id}/transitions",
     summary="Acknowledge, investigate, resolve, reopen or close a complaint",
-    responses=ok_with_etag(),
+    responses=ok_with_etag(errors=(403,)),
 )
 async def complaints_transition(
     session: SessionDep,

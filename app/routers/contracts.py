@@ -41,7 +41,6 @@ from app.services import collections
 from app.services import contract_workflow as workflow
 from app.services import contracts as service
 from app.services import deliveries as delivery_service
-from app.workflow import MoveOption
 
 router = api_router("/contracts", "contracts")
 deliveries = api_router("/deliveries", "contracts")
@@ -159,7 +158,7 @@ async def contracts_update(
 @router.get("/{contract_id}/transitions", summary="The status moves you may make now")
 async def contracts_transitions_list(
     session: SessionDep, actor: Reader, contract_id: uuid.UUID
-) -> list[MoveOption]:
+) -> list[workflow.ContractMoveOption]:
     contract = await service.get_contract(session, actor, contract_id)
     return await workflow.WORKFLOW.options(session, actor, contract)
 
@@ -171,7 +170,7 @@ async def contracts_transitions_list(
     "`under_review`, now at the director's step (`review_step`). `completed` is never asked "
     "for: the contract completes itself when the last delivery is confirmed and the last "
     "installment paid.",
-    responses=ok_with_etag(),
+    responses=ok_with_etag(errors=(403,)),
 )
 async def contracts_transition(
     session: SessionDep,

@@ -102,7 +102,12 @@ async def customers_list(
     return page_response(items, next_cursor)
 
 
-@router.post("", status_code=201, summary="Create a customer", responses=created_with_headers())
+@router.post(
+    "",
+    status_code=201,
+    summary="Create a customer",
+    responses=created_with_headers(errors=(403,)),
+)
 async def customers_create(
     session: SessionDep, actor: Writer, body: CustomerCreate, response: Response
 ) -> CustomerRead:

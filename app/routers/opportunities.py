@@ -32,7 +32,6 @@ from app.routers.common import (
 )
 from app.services import opportunities as service
 from app.services import quotes as quote_service
-from app.workflow import MoveOption
 
 router = api_router("/opportunities", "opportunities")
 Reader = Annotated[Actor, Depends(require(Permission.PIPELINE_READ))]
@@ -152,7 +151,7 @@ async def opportunities_delete(
 @router.get("/{opportunity_id}/transitions", summary="The stage moves you may make now")
 async def opportunities_transitions_list(
     session: SessionDep, actor: Reader, opportunity_id: uuid.UUID
-) -> list[MoveOption]:
+) -> list[service.OpportunityMoveOption]:
     opp = await service.get_opportunity(session, actor, opportunity_id)
     return await service.WORKFLOW.options(session, actor, opp)
 
@@ -160,7 +159,7 @@ async def opportunities_transitions_list(
 @router.post(
     "/{opportunity_id}/transitions",
     summary="Move an opportunity to another stage",
-    responses=ok_with_etag(),
+    responses=ok_with_etag(errors=(403,)),
 )
 async def opportunities_transition(
     session: SessionDep,

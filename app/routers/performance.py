@@ -9,7 +9,7 @@ from fastapi import Depends, Query
 
 from app.db import autocommit_reads
 from app.deps import SessionDep, require
-from app.errors import Forbidden, NotFound, ValidationFailed
+from app.errors import Forbidden, NotFound, ValidationFailed, error_responses
 from app.models.performance import TargetScope
 from app.periods import PERIOD_PATTERN, Period, parse_period, period_containing
 from app.permissions import Actor, Permission
@@ -17,6 +17,8 @@ from app.routers.common import ReportRoute, api_router
 from app.services import department, reports
 from app.services import performance as service
 
+# A rep asking for others' figures is refused; a region or rep out of reach is not found.
+SCOPE_ERRORS = error_responses(403, 404)
 router = api_router("/performance", "performance", route_class=ReportRoute)
 Reader = Annotated[Actor, Depends(require(Permission.PERFORMANCE_READ))]
 PeriodParam = Annotated[
@@ -33,7 +35,11 @@ async def _period(session: SessionDep, label: str | None) -> Period:
     return period_containing(today, parse_period("2000-Q1"))
 
 
-@router.get("/summary", summary="Actuals, targets, attainment, growth and the KPI score")
+@router.get(
+    "/summary",
+    summary="Actuals, targets, attainment, growth and the KPI score",
+    responses=SCOPE_ERRORS,
+)
 @autocommit_reads
 async def performance_summary(
     session: SessionDep,
@@ -46,7 +52,11 @@ async def performance_summary(
     return await service.summary(session, resolved, await _period(session, period))
 
 
-@router.get("/leaderboard", summary="Reps of a region, or the regions, best KPI score first")
+@router.get(
+    "/leaderboard",
+    summary="Reps of a region, or the regions, best KPI score first",
+    responses=SCOPE_ERRORS,
+)
 @autocommit_reads
 async def performance_leaderboard(
     session: SessionDep,
@@ -63,7 +73,11 @@ async def performance_leaderboard(
     return await reports.leaderboard(session, await _period(session, period), region_id)
 
 
-@router.get("/funnel", summary="Stage counts and amounts, conversion and days in stage")
+@router.get(
+    "/funnel",
+    summary="Stage counts and amounts, conversion and days in stage",
+    responses=SCOPE_ERRORS,
+)
 async def performance_funnel(
     session: SessionDep,
     actor: Reader,
@@ -75,7 +89,9 @@ async def performance_funnel(
     return await reports.funnel(session, resolved, await _period(session, period))
 
 
-@router.get("/forecast", summary="Weighted pipeline by expected close month")
+@router.get(
+    "/forecast", summary="Weighted pipeline by expected close month", responses=SCOPE_ERRORS
+)
 async def performance_forecast(
     session: SessionDep,
     actor: Reader,
@@ -86,7 +102,11 @@ async def performance_forecast(
     return await reports.forecast(session, resolved)
 
 
-@router.get("/commissions", summary="Commission per rep, with the working shown")
+@router.get(
+    "/commissions",
+    summary="Commission per rep, with the working shown",
+    responses=error_responses(404),
+)
 async def performance_commissions(
     session: SessionDep,
     actor: Reader,

@@ -15,7 +15,6 @@ from app.routers.common import api_router, ok_with_etag, with_etag
 from app.services import approvals as approval_service
 from app.services import quotes as service
 from app.services.approvals import ApprovalItem
-from app.workflow import MoveOption
 
 router = api_router("/quotes", "quotes")
 approvals = api_router("/approvals", "approvals")
@@ -60,7 +59,7 @@ async def quotes_update(
 @router.get("/{quote_id}/transitions", summary="The status moves you may make now")
 async def quotes_transitions_list(
     session: SessionDep, actor: Reader, quote_id: uuid.UUID
-) -> list[MoveOption]:
+) -> list[service.QuoteMoveOption]:
     quote = await service.get_quote(session, actor, quote_id)
     return await service.WORKFLOW.options(session, actor, quote)
 
@@ -68,7 +67,7 @@ async def quotes_transitions_list(
 @router.post(
     "/{quote_id}/transitions",
     summary="Submit, approve, reject, send, accept, decline or expire a quote",
-    responses=ok_with_etag(),
+    responses=ok_with_etag(errors=(403,)),
 )
 async def quotes_transition(
     session: SessionDep,

@@ -9,9 +9,9 @@ from fastapi import Body, Depends, Query, Response
 
 from app.deps import IfMatchDep, SessionDep, require
 from app.models.webhooks import (
-    DeliveryStatus,
     WebhookCreate,
     WebhookDeliveryRead,
+    WebhookDeliveryStatus,
     WebhookRead,
     WebhookRotate,
     WebhookRotated,
@@ -146,7 +146,7 @@ async def webhooks_deliveries_list(
     session: SessionDep,
     _: Manager,
     webhook_id: uuid.UUID,
-    status: DeliveryStatus | None = None,
+    status: WebhookDeliveryStatus | None = None,
     event_type: Annotated[str | None, Query(max_length=64)] = None,
     sort: Literal["created_at", "-created_at"] = "-created_at",
     cursor: Cursor = None,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import ColumnElement, Select, not_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -37,7 +37,7 @@ from app.services import complaint_sla as sla
 from app.services import department, names
 from app.services.common import apply_changes, ensure_version, get_visible
 from app.services.customers import get_customer
-from app.workflow import Rule, Workflow
+from app.workflow import MoveOption, Rule, Workflow
 
 _NAME_COLUMNS = names.name_columns(Complaint, ComplaintRead)
 COMPLAINT_SORTS = {
@@ -135,11 +135,21 @@ async def to_read(
     return sla.to_read(complaint, shown, now)
 
 
+class ComplaintMoveOption(
+    MoveOption[
+        ComplaintStatus,
+        Literal["note", "resolution", "satisfaction", "root_cause", "corrective_action"],
+    ]
+):
+    """A move a complaint may make now."""
+
+
 WORKFLOW: Workflow[Complaint] = Workflow(
     entity_type="complaint",
     state_field="status",
     table=COMPLAINT_TRANSITIONS,
     to_read=to_read,
+    option=ComplaintMoveOption,
     default_event="complaint.status_changed",
     closed_states=frozenset({ComplaintStatus.CLOSED.value}),
 )

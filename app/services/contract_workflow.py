@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -21,6 +21,7 @@ from app import events
 from app.business_hours import add_working_hours
 from app.models.contracts import (
     Contract,
+    ContractStatus,
     Delivery,
     Installment,
     InstallmentStatus,
@@ -44,7 +45,7 @@ from app.services.contracts import (
     overdue_review,
     to_read,
 )
-from app.workflow import MANAGERS, Rule, Workflow
+from app.workflow import MANAGERS, MoveOption, Rule, Workflow
 
 # Gates, authorities and effects of the review workflow.
 
@@ -236,11 +237,17 @@ AUTOMATIC_TRANSITIONS: dict[str, dict[str, Rule]] = {
     S.IN_PROGRESS: {S.COMPLETED: Rule(effect=_completed, event="contract.completed")}
 }
 
+
+class ContractMoveOption(MoveOption[ContractStatus, Literal["note", "reason"]]):
+    """A move a contract may make now."""
+
+
 WORKFLOW: Workflow[Contract] = Workflow(
     entity_type="contract",
     state_field="status",
     table=CONTRACT_TRANSITIONS,
     to_read=to_read,
+    option=ContractMoveOption,
     default_event="contract.status_changed",
     closed_states=CLOSED,
 )

@@ -22,7 +22,9 @@ from pydantic import (
     PlainSerializer,
     StrictInt,
     ValidationError,
+    ValidationInfo,
     WithJsonSchema,
+    field_validator,
     model_validator,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -30,7 +32,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app import events
 from app.config import get_settings
 from app.errors import ValidationFailed, VersionConflict
+from app.models.base import never_null, refuse_null
 from app.models.performance import SettingsRecord
+from app.models.types import DecimalText, Money
 
 
 class _Section(BaseModel):
@@ -38,10 +42,10 @@ class _Section(BaseModel):
 
 
 class ClassificationThresholds(_Section):
-    a_revenue: Decimal = Field(default=Decimal("1000000.00"), ge=0)
+    a_revenue: Money = Decimal("1000000.00")
     a_contracts: StrictInt = Field(default=3, ge=1)
-    b_revenue: Decimal = Field(default=Decimal("200000.00"), ge=0)
-    b_open_opportunity: Decimal = Field(default=Decimal("200000.00"), ge=0)
+    b_revenue: Money = Decimal("200000.00")
+    b_open_opportunity: Money = Decimal("200000.00")
 
 
 _CLOCK = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
@@ -68,8 +72,9 @@ class BusinessHours(_Section):
     """When the department works (上班时间 9:00—18:00, Monday to Friday by default)."""
 
     time_zone: str = Field(default_factory=lambda: get_settings().time_zone)
-    start: ClockTime = time(9, 0)
-    end: ClockTime = time(18, 0)
+    # The defaults written as clients send them (a time's own JSON form is 09:00:00).
+    start: ClockTime = Field(default=time(9, 0), json_schema_extra={"default": "09:00"})
+    end: ClockTime = Field(default=time(18, 0), json_schema_extra={"default": "18:00"})
     working_days: list[StrictInt] = Field(
         default_factory=lambda: [0, 1, 2, 3, 4], description="0 = Monday … 6 = Sunday."
     )
@@ -92,19 +97,19 @@ def _default_complaint_slas() -> dict[str, ComplaintSla]:
 
 
 class KpiWeights(_Section):
-    revenue_attainment: Decimal = Field(default=Decimal("0.60"), ge=0, le=1)
-    growth: Decimal = Field(default=Decimal("0.20"), ge=0, le=1)
-    market_share: Decimal = Field(default=Decimal("0.10"), ge=0, le=1)
-    satisfaction: Decimal = Field(default=Decimal("0.10"), ge=0, le=1)
+    revenue_attainment: DecimalText = Field(default=Decimal("0.60"), ge=0, le=1)
+    growth: DecimalText = Field(default=Decimal("0.20"), ge=0, le=1)
+    market_share: DecimalText = Field(default=Decimal("0.10"), ge=0, le=1)
+    satisfaction: DecimalText = Field(default=Decimal("0.10"), ge=0, le=1)
 
 
 class CommissionPlan(_Section):
     """Commission on collected payments, tiered by attainment of the collection target."""
 
-    low_attainment_below: Decimal = Field(default=Decimal("0.60"), ge=0, le=1)
-    low_rate: Decimal = Field(default=Decimal("0.01"), ge=0, le=1)
-    base_rate: Decimal = Field(default=Decimal("0.03"), ge=0, le=1)
-    above_target_rate: Decimal = Field(default=Decimal("0.05"), ge=0, le=1)
+    low_attainment_below: DecimalText = Field(default=Decimal("0.60"), ge=0, le=1)
+    low_rate: DecimalText = Field(default=Decimal("0.01"), ge=0, le=1)
+    base_rate: DecimalText = Field(default=Decimal("0.03"), ge=0, le=1)
+    above_target_rate: DecimalText = Field(default=Decimal("0.05"), ge=0, le=1)
 
 
 class DepartmentSettings(BaseModel):
@@ -119,16 +124,16 @@ class DepartmentSettings(BaseModel):
     classification: ClassificationThresholds = Field(default_factory=ClassificationThresholds)
     # A discount up to this effective percentage is the region's manager's to approve;
     # above it, the director's.
-    manager_max_discount_percent: Decimal = Decimal("10.00")
+    manager_max_discount_percent: DecimalText = Field(default=Decimal("10.00"), ge=0, le=100)
     # Contracts above this amount are reviewed by the director after the manager.
-    contract_director_threshold: Decimal = Decimal("500000.00")
+    contract_director_threshold: Money = Decimal("500000.00")
     contract_review_hours: StrictInt = Field(
         default=9, description="Working hours per review step."
     )
     business_hours: BusinessHours = Field(default_factory=BusinessHours)
     complaint_slas: dict[str, ComplaintSla] = Field(default_factory=_default_complaint_slas)
     kpi_weights: KpiWeights = Field(default_factory=KpiWeights)
-    kpi_part_cap: Decimal = Decimal("1.50")
+    kpi_part_cap: DecimalText = Field(default=Decimal("1.50"), ge=1, le=10)
     commission: CommissionPlan = Field(default_factory=CommissionPlan)
     return_visit_within_days: StrictInt = Field(default=7, ge=1, le=90)
 
@@ -214,27 +219,41 @@ def use(session: AsyncSession, settings: DepartmentSettings) -> None:
     session.info[_CACHE_KEY] = settings
 
 
+def _sections_never_null(schema: dict[str, Any]) -> None:
+    # A section may be left out, never sent as null (the merged settings refuse it).
+    for section in schema["properties"].values():
+        never_null(section)
+
+
 class SettingsPatch(BaseModel):
     """Sections to replace; each given section is replaced whole and must be complete."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_sections_never_null)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _not_null(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is None:
+            raise refuse_null(info)
+        return value
 
     follow_up_cadence_days: dict[str, StrictInt] | None = None
     dormant_after_days: StrictInt | None = Field(default=None, ge=1, le=3650)
     classification: ClassificationThresholds | None = None
-    manager_max_discount_percent: Decimal | None = Field(default=None, ge=0, le=100)
-    contract_director_threshold: Decimal | None = Field(default=None, ge=0)
+    manager_max_discount_percent: DecimalText | None = Field(default=None, ge=0, le=100)
+    contract_director_threshold: Money | None = None
     contract_review_hours: StrictInt | None = Field(default=None, ge=1, le=200)
     business_hours: BusinessHours | None = None
     complaint_slas: dict[str, ComplaintSla] | None = None
     kpi_weights: KpiWeights | None = None
-    kpi_part_cap: Decimal | None = Field(default=None, ge=1, le=10)
+    kpi_part_cap: DecimalText | None = Field(default=None, ge=1, le=10)
     commission: CommissionPlan | None = None
     return_visit_within_days: StrictInt | None = Field(default=None, ge=1, le=90)
 
 
 class SettingsRead(DepartmentSettings):
-    model_config = ConfigDict(extra="forbid")
+    # Every setting is in every answer, the defaults filled in: required, not optional.
+    model_config = ConfigDict(extra="forbid", json_schema_serialization_defaults_required=True)
 
     version: int
     updated_at: datetime | None

@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from datetime import date
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import ColumnElement, Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -37,7 +37,7 @@ from app.services.common import (
     matches_text,
 )
 from app.services.customers import get_customer
-from app.workflow import MANAGERS, Rule, Workflow
+from app.workflow import MANAGERS, MoveOption, Rule, Workflow
 
 OPPORTUNITY_SORTS = {
     "created_at": Opportunity.created_at,
@@ -152,11 +152,16 @@ async def to_read(
     return OpportunityRead.model_validate({**opp.model_dump(), **shown, "probability": probability})
 
 
+class OpportunityMoveOption(MoveOption[Stage, Literal["note", "lost_reason"]]):
+    """A move an opportunity may make now."""
+
+
 WORKFLOW: Workflow[Opportunity] = Workflow(
     entity_type="opportunity",
     state_field="stage",
     table=STAGE_TRANSITIONS,
     to_read=to_read,
+    option=OpportunityMoveOption,
     default_event="opportunity.stage_changed",
     closed_states=CLOSED,
     next_states=NEXT_STAGE,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping, Sequence
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -29,7 +29,7 @@ from app.permissions import Actor
 from app.services import department
 from app.services.common import ensure_version, get_visible
 from app.services.opportunities import get_opportunity, visible_opportunities
-from app.workflow import MANAGERS, Rule, Workflow
+from app.workflow import MANAGERS, MoveOption, Rule, Workflow
 
 HUNDRED = Decimal(100)
 
@@ -198,11 +198,16 @@ async def _event_scope(session: AsyncSession, quote: Quote) -> Opportunity:
     return await session.get_one(Opportunity, quote.opportunity_id)
 
 
+class QuoteMoveOption(MoveOption[QuoteStatus, Literal["note"]]):
+    """A move a quote may make now."""
+
+
 WORKFLOW: Workflow[Quote] = Workflow(
     entity_type="quote",
     state_field="status",
     table=QUOTE_TRANSITIONS,
     to_read=to_read,
+    option=QuoteMoveOption,
     default_event="quote.status_changed",
     event_scope=_event_scope,
 )
@@ -295,5 +300,8 @@ async def expire_overdue(session: AsyncSession) -> int:
     for quote in quotes:
         quote.status = QuoteStatus.EXPIRED
         opp = await session.get_one(Opportunity, quote.opportunity_id)
-        events.record(session, "quote.expired", quote, await to_read(session, quote), scope=opp)
+        # The same data as a move made through the workflow (app.workflow) carries.
+        read = (await to_read(session, quote)).model_dump(mode="json")
+        data = {**read, "from": QuoteStatus.SENT.value, "note": None}
+        events.record(session, "quote.expired", quote, data, scope=opp)
     return len(quotes)

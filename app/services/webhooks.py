@@ -19,12 +19,12 @@ from app.config import get_settings
 from app.errors import Conflict, NotFound, ValidationFailed
 from app.models.types import utcnow
 from app.models.webhooks import (
-    DeliveryStatus,
     WebhookAttempt,
     WebhookAttemptRead,
     WebhookCreate,
     WebhookDelivery,
     WebhookDeliveryRead,
+    WebhookDeliveryStatus,
     WebhookEndpoint,
     WebhookRead,
     WebhookSecret,
@@ -220,7 +220,7 @@ def _delivery_read(
         message_id=delivery.message_id,
         event_id=delivery.event_id,
         event_type=delivery.event_type,
-        status=DeliveryStatus(delivery.status),
+        status=WebhookDeliveryStatus(delivery.status),
         attempt_count=delivery.attempts,
         max_attempts=delivery.max_attempts,
         next_attempt_at=delivery.next_attempt_at,
@@ -252,7 +252,7 @@ async def list_deliveries(
     session: AsyncSession,
     endpoint_id: uuid.UUID,
     *,
-    status: DeliveryStatus | None,
+    status: WebhookDeliveryStatus | None,
     event_type: str | None,
     sort: str,
     cursor: str | None,
@@ -307,8 +307,8 @@ async def retry_delivery(
         raise Conflict(
             "An attempt of this delivery is being made right now.", reason="delivery_in_progress"
         )
-    if delivery.status != DeliveryStatus.PENDING:
-        delivery.status = DeliveryStatus.PENDING
+    if delivery.status != WebhookDeliveryStatus.PENDING:
+        delivery.status = WebhookDeliveryStatus.PENDING
         delivery.max_attempts = delivery.attempts + 1
     delivery.next_attempt_at = now
     await session.flush()

@@ -38,9 +38,9 @@ from app.db import Database
 from app.errors import database_unavailable
 from app.models.types import utcnow
 from app.models.webhooks import (
-    DeliveryStatus,
     WebhookAttempt,
     WebhookDelivery,
+    WebhookDeliveryStatus,
     WebhookEndpoint,
     WebhookRead,
     WebhookSecret,
@@ -118,7 +118,7 @@ class DeliveryWorker:
             select(WebhookDelivery)
             .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
             .where(
-                WebhookDelivery.status == DeliveryStatus.PENDING,
+                WebhookDelivery.status == WebhookDeliveryStatus.PENDING,
                 WebhookDelivery.next_attempt_at <= now,
                 WebhookEndpoint.is_active,
             )
@@ -289,7 +289,7 @@ class DeliveryWorker:
                 attempt.error = outcome.error
             if outcome.ok:
                 # A success settles the delivery, whoever holds the latest attempt.
-                delivery.status = DeliveryStatus.SUCCEEDED
+                delivery.status = WebhookDeliveryStatus.SUCCEEDED
                 delivery.next_attempt_at = None
                 delivery.last_status_code, delivery.last_error = outcome.status_code, None
                 await session.execute(
@@ -301,10 +301,10 @@ class DeliveryWorker:
                     .values(failing_since=None, updated_at=WebhookEndpoint.updated_at)
                 )
                 return
-            if delivery.status == DeliveryStatus.PENDING and delivery.attempts == job.number:
+            if delivery.status == WebhookDeliveryStatus.PENDING and delivery.attempts == job.number:
                 delivery.last_status_code, delivery.last_error = outcome.status_code, outcome.error
                 if job.number >= delivery.max_attempts:
-                    delivery.status = DeliveryStatus.FAILED
+                    delivery.status = WebhookDeliveryStatus.FAILED
                     delivery.next_attempt_at = None
                 else:
                     # Past the list (the setting was shortened since) the last delay repeats.
