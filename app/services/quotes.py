@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_UP, Decimal, localcontext
 from typing import Any
 
 from sqlalchemy import delete, select
@@ -40,6 +40,18 @@ def _percent(part: Decimal, whole: Decimal) -> Decimal:
     return ((1 - part / whole) * HUNDRED).quantize(CENT, rounding=ROUND_HALF_UP)
 
 
+def _above_limit(priced: Sequence[tuple[Decimal, Decimal, Decimal]], limit: Decimal) -> bool:
+    """Whether the effective discount of these (quantity, list price, unit price) lines is
+    above ``limit`` percent, by any amount: the unrounded amounts are compared, as rounding
+    the percentage first would hand a 10.001% discount to the manager."""
+    # Enough digits for 200 lines of the largest quantities and prices: nothing rounds, and
+    # discount ÷ list > limit ÷ 100 is multiplied out, so nothing is divided either.
+    with localcontext(prec=80):
+        at_list = sum((quantity * list_price for quantity, list_price, _ in priced), Decimal(0))
+        quoted = sum((quantity * price for quantity, _, price in priced), Decimal(0))
+        return (at_list - quoted) * HUNDRED > at_list * limit
+
+
 async def _lines(session: AsyncSession, quote: Quote) -> Sequence[QuoteLine]:
     stmt = select(QuoteLine).where(QuoteLine.quote_id == quote.id).order_by(QuoteLine.position)
     return (await session.scalars(stmt)).all()
@@ -65,6 +77,7 @@ async def _replace_lines(
         ).all()
     }
     subtotal = total = Decimal("0.00")
+    priced: list[tuple[Decimal, Decimal, Decimal]] = []  # (quantity, list price, unit price)
     discounted = False
     for position, line in enumerate(inputs):
         product = products.get(line.product_id)
@@ -76,6 +89,7 @@ async def _replace_lines(
         line_total = (unit_price * line.quantity).quantize(CENT, rounding=ROUND_HALF_UP)
         list_total = (product.list_price * line.quantity).quantize(CENT, rounding=ROUND_HALF_UP)
         discounted = discounted or unit_price < product.list_price
+        priced.append((line.quantity, product.list_price, unit_price))
         subtotal += list_total
         total += line_total
         session.add(
@@ -95,7 +109,7 @@ async def _replace_lines(
     settings = await department.load(session)
     if not discounted:
         quote.approver_role = None
-    elif quote.discount_percent <= settings.manager_max_discount_percent:
+    elif not _above_limit(priced, settings.manager_max_discount_percent):
         quote.approver_role = Role.REGIONAL_MANAGER
     else:
         quote.approver_role = Role.DIRECTOR
