@@ -14,7 +14,7 @@ from app.config import Settings, get_settings
 from app.db import Database
 from app.errors import database_unavailable
 from app.idempotency import purge_expired
-from app.services import complaint_sla, contract_workflow, quotes
+from app.services import complaint_sla, contract_workflow, customers, quotes
 from app.webhooks.delivery import run_deliveries
 
 logger = logging.getLogger("salesdesk.worker")
@@ -23,6 +23,11 @@ COMPLAINT_SWEEP_SECONDS = 60
 CONTRACT_REVIEW_SWEEP_SECONDS = 60
 # Validity is a date: an hourly look expires a quote within the hour its last day ends.
 QUOTE_EXPIRY_SECONDS = 3600
+# Revenue ages out of the suggested class by the day; a week's look back reaches what a
+# stopped worker missed (reclassifying twice changes nothing).
+CLASSIFICATION_AGEING_SECONDS = 24 * 3600
+CLASSIFICATION_LOOKBACK_DAYS = 7
+CLASSIFICATION_BATCH = 100
 _MAX_BATCHES = 1000  # a bound on one pass, however many rows arrive meanwhile
 
 
@@ -99,6 +104,36 @@ async def _quote_expiries(database: Database, stop: asyncio.Event) -> None:
             await asyncio.wait_for(stop.wait(), QUOTE_EXPIRY_SECONDS)
 
 
+async def reclassify_aged_customers(
+    database: Database,
+    lookback_days: int = CLASSIFICATION_LOOKBACK_DAYS,
+    batch_size: int = CLASSIFICATION_BATCH,
+) -> int:
+    """Recompute the suggested class of customers whose signed revenue turned 12 months
+    old lately, a batch a transaction; returns how many changed."""
+    async with database.session(write=False) as session:
+        aged = await customers.aged_customers(session, lookback_days)
+    changed = 0
+    for start in range(0, len(aged), batch_size):
+        async with database.session() as session, session.begin():
+            for customer_id in aged[start : start + batch_size]:
+                customer = await customers.locked_customer(session, customer_id)
+                changed += await customers.reclassify(session, customer)
+    return changed
+
+
+async def _classification_ageing(database: Database, stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        try:
+            changed = await reclassify_aged_customers(database)
+            if changed:
+                logger.info("reclassified %d customers whose revenue aged", changed)
+        except Exception as exc:  # keep the worker alive through a database outage
+            _log_failure("classification ageing", exc)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), CLASSIFICATION_AGEING_SECONDS)
+
+
 async def run_forever(
     database: Database, settings: Settings | None = None, stop: asyncio.Event | None = None
 ) -> None:
@@ -110,5 +145,6 @@ async def run_forever(
         _complaint_sweeps(database, stop),
         _contract_review_sweeps(database, stop),
         _quote_expiries(database, stop),
+        _classification_ageing(database, stop),
         run_deliveries(database, settings, stop),
     )
