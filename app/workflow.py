@@ -134,12 +134,15 @@ class Workflow(Generic[M]):
     async def transition(
         self,
         session: AsyncSession,
-        actor: Actor,
+        actor: Actor | None,
         obj: Any,
         to: str,
         fields: Mapping[str, Any],
         expected_version: int | None,
     ) -> Any:
+        """Take the move ``to``. ``actor`` None is the system moving on its own (the worker):
+        roles and authorities are for people, and its history row names nobody. It takes
+        moves without an effect only, as effects act for someone."""
         # A stale If-Match is answered first: the client's view is outdated whatever it asks.
         ensure_version(obj, expected_version)
         current = getattr(obj, self.state_field)
@@ -149,11 +152,14 @@ class Workflow(Generic[M]):
             raise InvalidTransition(
                 f"A {self.entity_type} cannot move from {current} to {to}.",
                 current=current,
-                allowed=[s for s, r in moves.items() if actor.role in r.roles],
+                allowed=[s for s, r in moves.items() if actor is None or actor.role in r.roles],
             )
-        if actor.role not in rule.roles:
+        if actor is None:
+            if rule.effect is not None:
+                raise TypeError(f"The system does not take {to}: its effect acts for someone.")
+        elif actor.role not in rule.roles:
             raise Forbidden(f"Your role may not move a {self.entity_type} to {to}.")
-        if rule.authority is not None and (why := rule.authority(actor, obj)) is not None:
+        elif rule.authority is not None and (why := rule.authority(actor, obj)) is not None:
             raise Forbidden(why)
         for name in rule.needs:
             if fields.get(name) in (None, ""):
@@ -174,7 +180,7 @@ class Workflow(Generic[M]):
             },
         )
         setattr(obj, self.state_field, to)
-        if rule.effect is not None:
+        if rule.effect is not None and actor is not None:
             await rule.effect(session, actor, obj, context)
         pending_rows.add(
             session,
@@ -186,7 +192,7 @@ class Workflow(Generic[M]):
                 "entity_id": obj.id,
                 "from_state": current,
                 "to_state": to,
-                "actor_id": actor.id,
+                "actor_id": actor.id if actor is not None else None,
                 "note": fields.get("note"),
                 "from_state_at": entered or obj.created_at,
                 "next_state_at": None,

@@ -3,17 +3,20 @@ deliveries and payments to completion and the planned return visit; and drafting
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
 from datetime import datetime, timedelta
 from decimal import Decimal
 
 import httpx
+import pytest
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from app.business_hours import add_working_hours
 from app.db import Database
-from app.models.contracts import Contract, ContractRead
+from app.models.contracts import Contract, ContractRead, ContractStatus
 from app.models.customers import Customer
 from app.models.pipeline import Stage
 from app.models.platform import Event
@@ -274,6 +277,64 @@ async def test_drafting_needs_a_won_opportunity_and_makes_one_contract(
     again = await client.post(f"{API}/contracts", headers=org.east_manager.headers, json=body)
     conflict = problem(again, 409, "conflict")
     assert (conflict["reason"], conflict["existing_id"]) == ("contract_exists", first.json()["id"])
+
+
+async def test_a_cancelled_contract_frees_its_opportunity_for_a_new_one(
+    client: httpx.AsyncClient, database: Database
+) -> None:
+    org = await make_org(database)
+    rep = org.east_rep1
+    won = await make_won_opportunity(database, rep)
+    body = {"opportunity_id": str(won.id)}
+    first = await client.post(f"{API}/contracts", headers=rep.headers, json=body)
+    assert first.status_code == 201, first.text
+    cancelled = await move(client, rep, first.json()["id"], "cancelled", note="Wrong terms")
+    assert cancelled.json()["status"] == "cancelled", cancelled.text
+
+    # Several at once after the cancellation: one new contract, the others see it.
+    answers = await asyncio.gather(
+        *(
+            client.post(f"{API}/contracts", headers=who.headers, json=body)
+            for who in (rep, org.east_manager, org.director)
+        )
+    )
+    assert sorted(a.status_code for a in answers) == [201, 409, 409], [a.text for a in answers]
+    second = next(a for a in answers if a.status_code == 201).json()
+    assert second["id"] != first.json()["id"]
+    for answer in answers:
+        if answer.status_code == 409:
+            conflict = problem(answer, 409, "conflict")
+            assert (conflict["reason"], conflict["existing_id"]) == (
+                "contract_exists",
+                second["id"],
+            )
+    listed = await client.get(
+        f"{API}/contracts", headers=rep.headers, params={"opportunity_id": str(won.id)}
+    )
+    assert sorted(c["status"] for c in listed.json()["items"]) == ["cancelled", "draft"]
+
+
+async def test_the_database_keeps_one_live_contract_per_opportunity(
+    client: httpx.AsyncClient, database: Database
+) -> None:
+    org = await make_org(database)
+    contract = await make_contract(database, org.east_rep1, ContractStatus.CANCELLED)
+
+    async def copy(status: ContractStatus, number: str) -> None:
+        async with database.session() as session, session.begin():
+            row = await session.get_one(Contract, contract.id)
+            session.add(
+                Contract(
+                    **row.model_dump(exclude={"id", "number", "status", "version"}),
+                    number=number,
+                    status=status,
+                )
+            )
+
+    await copy(ContractStatus.CANCELLED, "HT-1999-00001")  # cancelled ones do not count
+    await copy(ContractStatus.DRAFT, "HT-1999-00002")
+    with pytest.raises(IntegrityError):
+        await copy(ContractStatus.SIGNED, "HT-1999-00003")
 
 
 async def test_terms_change_while_draft_and_read_only_fields_are_refused(

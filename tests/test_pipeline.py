@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from decimal import Decimal
 
 import httpx
@@ -10,6 +11,7 @@ import httpx
 from app.db import Database
 from app.models.pipeline import Stage
 from app.models.quotes import QuoteStatus
+from app.services import department
 from tests.factories import make_customer, make_org, problem
 from tests.pipeline_helpers import make_opportunity, make_product, make_quote
 
@@ -63,7 +65,8 @@ async def test_lead_to_won_with_a_discount_the_director_approves(
         f"{API}/{opp_path}/quotes",
         headers=rep.headers,
         json={
-            "valid_until": "2027-01-31",
+            # Past dates are refused: a date ahead of whenever the suite runs.
+            "valid_until": (department.today() + timedelta(days=60)).isoformat(),
             "payment_terms": "30% advance",
             "lines": [
                 {"product_id": str(pump.id), "quantity": "10", "unit_price": "850.00"},
@@ -161,6 +164,32 @@ async def test_a_managers_discount_waits_in_the_regions_inbox_only(
     assert rejected.json()["status"] == "rejected"
     back = await _move(client, org.east_rep1.headers, f"quotes/{quote.id}", "draft")
     assert back.json()["status"] == "draft"
+
+
+async def test_a_discount_over_the_managers_limit_by_any_amount_needs_the_director(
+    client: httpx.AsyncClient, database: Database
+) -> None:
+    org = await make_org(database)
+    opp = await make_opportunity(database, org.east_rep1, Stage.PROPOSAL)
+    pump = await make_product(database, "1000.00")
+
+    async def approver(unit_price: str) -> tuple[str, str | None]:
+        created = await client.post(
+            f"{API}/opportunities/{opp.id}/quotes",
+            headers=org.east_rep1.headers,
+            json={
+                "lines": [{"product_id": str(pump.id), "quantity": "100", "unit_price": unit_price}]
+            },
+        )
+        assert created.status_code == 201, created.text
+        submitted = await _move(
+            client, org.east_rep1.headers, f"quotes/{created.json()['id']}", "pending_approval"
+        )
+        return submitted.json()["discount_percent"], submitted.json()["approver_role"]
+
+    # 100 × 899.99 of 100,000.00 is 10.001% off: shown as 10.00, but above the limit.
+    assert await approver("899.99") == ("10.00", "director")
+    assert await approver("900.00") == ("10.00", "regional_manager")
 
 
 async def test_lines_change_only_in_draft(client: httpx.AsyncClient, database: Database) -> None:

@@ -9,7 +9,7 @@ from enum import StrEnum
 from typing import Any
 
 import pydantic
-from sqlalchemy import Index, Integer, Numeric, String, Text, UniqueConstraint
+from sqlalchemy import Index, Integer, Numeric, String, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from app.models.base import InputSchema, ReadSchema, RecordBase, ResourceRead, scoped_indexes
@@ -72,10 +72,18 @@ class Contract(RecordBase, table=True):
         # alone; each customer's first contract.
         *scoped_indexes("contracts", "signed", "signed_at", "status", "amount", "customer_id"),
         Index("ix_contracts_customer_signed", "customer_id", "signed_at", "status"),
+        # One live contract per opportunity: a cancelled one frees it for a new contract.
+        Index(
+            "uq_contracts_opportunity_live",
+            "opportunity_id",
+            unique=True,
+            sqlite_where=text("status <> 'cancelled'"),
+            postgresql_where=text("status <> 'cancelled'"),
+        ),
     )
 
     number: str = Field(max_length=16, unique=True)
-    opportunity_id: uuid.UUID = Field(foreign_key="opportunities.id", unique=True)
+    opportunity_id: uuid.UUID = Field(foreign_key="opportunities.id", index=True)
     quote_id: uuid.UUID = Field(foreign_key="quotes.id")
     customer_id: uuid.UUID = Field(foreign_key="customers.id", index=True)
     owner_id: uuid.UUID = Field(foreign_key="users.id")

@@ -36,8 +36,8 @@ from app.models.customers import (
 from app.models.platform import StateChange
 from app.models.types import utcnow
 from app.permissions import Actor
-from app.services import customer_reads, department, follow_ups
 from app.services import customers as customer_service
+from app.services import department, follow_ups
 from app.services.contracts import (
     CLOSED,
     S,
@@ -134,6 +134,8 @@ async def _rejected(
 async def _cancelled(
     session: AsyncSession, actor: Actor, contract: Contract, _: Mapping[str, Any]
 ) -> None:
+    # Cancelled before signing only: the contract never counted towards the customer's
+    # suggested class, so there is nothing to recompute.
     contract.cancelled_at = utcnow()
     _end_review(contract)
 
@@ -142,6 +144,11 @@ async def _terminated(
     session: AsyncSession, actor: Actor, contract: Contract, move: Mapping[str, Any]
 ) -> None:
     contract.terminated_at, contract.termination_reason = utcnow(), move["reason"]
+    # A terminated contract's revenue no longer counts towards the customer's suggestion.
+    await session.flush()
+    await customer_service.reclassify(
+        session, await customer_service.locked_customer(session, contract.customer_id)
+    )
 
 
 async def _signed(
@@ -149,20 +156,10 @@ async def _signed(
 ) -> None:
     contract.signed_at = utcnow()
     await session.flush()  # the classification below counts this contract as signed
-    customer = await session.scalar(
-        select(Customer)
-        .where(Customer.id == contract.customer_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
-    assert customer is not None
+    customer = await customer_service.locked_customer(session, contract.customer_id)
     if customer.status == CustomerStatus.PROSPECT:
         customer.status = CustomerStatus.ACTIVE  # the first signed contract
-    await customer_service.refresh_classification(session, customer)
-    if session.is_modified(customer):
-        await session.flush()
-        read = await customer_reads.to_read(session, customer)
-        events.record(session, "customer.updated", customer, read)
+    await customer_service.reclassify(session, customer)
 
 
 async def _completed(

@@ -212,10 +212,14 @@ async def create_contract(session: AsyncSession, actor: Actor, data: ContractCre
             f"The opportunity is {opp.stage}; contracts are drafted from won opportunities.",
             reason="opportunity_not_won",
         )
-    existing = await session.scalar(select(Contract.id).where(Contract.opportunity_id == opp.id))
+    # A cancelled contract never bound anyone: the deal may be contracted afresh. The unique
+    # index of live contracts per opportunity stands behind this check.
+    existing = await session.scalar(
+        select(Contract.id).where(Contract.opportunity_id == opp.id, Contract.status != S.CANCELLED)
+    )
     if existing is not None:
         raise Conflict(
-            "This opportunity has a contract already.",
+            "This opportunity has a live contract already.",
             reason="contract_exists",
             existing_id=str(existing),
         )

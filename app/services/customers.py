@@ -300,13 +300,18 @@ def customers_visible_ids(actor: Actor) -> Select[Any]:
     return select(Customer.id).where(visible_customers(actor))
 
 
+# The suggestion counts what was signed in this many days before now.
+CLASSIFICATION_DAYS = 365
+
+
 async def refresh_classification(session: AsyncSession, customer: Customer) -> None:
     """Recompute the suggested class from signed revenue and contracts of the last 12 months
-    and the largest open opportunity; the class follows unless a manager overrode it.
+    and the largest open opportunity; the class follows unless a manager overrode it. This is
+    the one computation of the suggestion: every change that may move it comes here.
 
-    The caller flushes its contract change first (sessions do not autoflush)."""
+    The caller flushes its own change first (sessions do not autoflush)."""
     settings = await department.load(session)
-    since = utcnow() - timedelta(days=365)
+    since = utcnow() - timedelta(days=CLASSIFICATION_DAYS)
     revenue, count = (
         await session.execute(
             select(func.coalesce(func.sum(Contract.amount), 0), func.count(Contract.id)).where(
@@ -331,3 +336,70 @@ async def refresh_classification(session: AsyncSession, customer: Customer) -> N
     if not customer.classification_overridden and customer.classification != suggested:
         customer.classification = suggested
         _schedule_next_follow_up(settings, customer)
+
+
+async def locked_customer(session: AsyncSession, customer_id: uuid.UUID) -> Customer:
+    """The customer's row, locked and read afresh: of two changes reclassifying one customer
+    at once, the later computes from what the earlier committed."""
+    customer = await session.scalar(
+        select(Customer)
+        .where(Customer.id == customer_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    assert customer is not None  # what refers to it keeps it (customers are deleted softly)
+    return customer
+
+
+async def reclassify(session: AsyncSession, customer: Customer) -> bool:
+    """``refresh_classification``, then ``customer.updated`` if the customer changed (its
+    suggestion, its class, or what the caller changed on it before); True if it did."""
+    await refresh_classification(session, customer)
+    if not session.is_modified(customer):
+        return False
+    await session.flush()
+    events.record(session, "customer.updated", customer, await to_read(session, customer))
+    return True
+
+
+def counted_amount(opp: Opportunity) -> Decimal | None:
+    """What an opportunity counts towards its customer's suggestion: its amount while it is
+    open (and not deleted), else nothing."""
+    return opp.amount if opp.stage in OPEN_STAGES and opp.deleted_at is None else None
+
+
+async def follow_opportunity(
+    session: AsyncSession, opp: Opportunity, counted_before: Decimal | None
+) -> None:
+    """Reclassify the opportunity's customer if its change (``counted_before`` is
+    ``counted_amount`` before it) can move the suggestion: an opportunity counts only by
+    whether an open one reaches the threshold, so a move between open stages, or an amount
+    that stays below the threshold, reads nothing more."""
+    counted_after = counted_amount(opp)
+    if counted_after == counted_before:
+        return
+    threshold = (await department.load(session)).classification.b_open_opportunity
+    if max(counted_before or Decimal(0), counted_after or Decimal(0)) < threshold:
+        return
+    await session.flush()  # the recomputation reads the opportunity as it is now
+    await reclassify(session, await locked_customer(session, opp.customer_id))
+
+
+async def aged_customers(session: AsyncSession, lookback_days: int) -> list[uuid.UUID]:
+    """Live customers with a signed contract that turned 12 months old in the last
+    ``lookback_days``: its revenue and count leave their suggestion. The worker reclassifies
+    them daily; looking back further than a day reaches those a stopped worker missed."""
+    aged = utcnow() - timedelta(days=CLASSIFICATION_DAYS)
+    stmt = (
+        select(Contract.customer_id)
+        .join(Customer, Customer.id == Contract.customer_id)
+        .where(
+            Contract.signed_at >= aged - timedelta(days=lookback_days),
+            Contract.signed_at < aged,
+            Contract.status != ContractStatus.TERMINATED,  # left the suggestion when terminated
+            Customer.deleted_at.is_(None),
+        )
+        .group_by(Contract.customer_id)
+        .order_by(Contract.customer_id)
+    )
+    return list((await session.scalars(stmt)).all())

@@ -36,7 +36,7 @@ from app.services.common import (
     in_scope,
     matches_text,
 )
-from app.services.customers import get_customer
+from app.services.customers import counted_amount, follow_opportunity, get_customer
 from app.workflow import MANAGERS, MoveOption, Rule, Workflow
 
 OPPORTUNITY_SORTS = {
@@ -243,6 +243,7 @@ async def create_opportunity(
     session.add(opp)
     await session.flush()
     events.record(session, "opportunity.created", opp, await to_read(session, opp))
+    await follow_opportunity(session, opp, None)
     return opp
 
 
@@ -264,9 +265,11 @@ async def update_opportunity(
     opp = await get_opportunity(session, actor, opportunity_id, shown=True)
     ensure_version(opp, expected)
     _refuse_if_closed(opp)
+    counted = counted_amount(opp)
     apply_changes(opp, data)
     await session.flush()
     events.record(session, "opportunity.updated", opp, await to_read(session, opp))
+    await follow_opportunity(session, opp, counted)
     return opp
 
 
@@ -275,9 +278,11 @@ async def delete_opportunity(
 ) -> None:
     opp = await get_opportunity(session, actor, opportunity_id)
     ensure_version(opp, expected)
+    counted = counted_amount(opp)
     opp.deleted_at = utcnow()
     await session.flush()
     events.record(session, "opportunity.deleted", opp, {"id": str(opp.id), "title": opp.title})
+    await follow_opportunity(session, opp, counted)
 
 
 async def transition(
@@ -289,7 +294,11 @@ async def transition(
     expected: int | None,
 ) -> Opportunity:
     opp = await get_opportunity(session, actor, opportunity_id, shown=True)
-    return await WORKFLOW.transition(session, actor, opp, to, fields, expected)
+    counted = counted_amount(opp)
+    await WORKFLOW.transition(session, actor, opp, to, fields, expected)
+    # Only a move that opens or closes it, such as to won or lost, reads anything more.
+    await follow_opportunity(session, opp, counted)
+    return opp
 
 
 async def history(

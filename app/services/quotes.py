@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
-from decimal import ROUND_HALF_UP, Decimal
+from datetime import date
+from decimal import ROUND_HALF_UP, Decimal, localcontext
 from typing import Any, Literal
 
 from sqlalchemy import delete, select
@@ -40,6 +41,18 @@ def _percent(part: Decimal, whole: Decimal) -> Decimal:
     return ((1 - part / whole) * HUNDRED).quantize(CENT, rounding=ROUND_HALF_UP)
 
 
+def _above_limit(priced: Sequence[tuple[Decimal, Decimal, Decimal]], limit: Decimal) -> bool:
+    """Whether the effective discount of these (quantity, list price, unit price) lines is
+    above ``limit`` percent, by any amount: the unrounded amounts are compared, as rounding
+    the percentage first would hand a 10.001% discount to the manager."""
+    # Enough digits for 200 lines of the largest quantities and prices: nothing rounds, and
+    # discount ÷ list > limit ÷ 100 is multiplied out, so nothing is divided either.
+    with localcontext(prec=80):
+        at_list = sum((quantity * list_price for quantity, list_price, _ in priced), Decimal(0))
+        quoted = sum((quantity * price for quantity, _, price in priced), Decimal(0))
+        return (at_list - quoted) * HUNDRED > at_list * limit
+
+
 async def _lines(session: AsyncSession, quote: Quote) -> Sequence[QuoteLine]:
     stmt = select(QuoteLine).where(QuoteLine.quote_id == quote.id).order_by(QuoteLine.position)
     return (await session.scalars(stmt)).all()
@@ -65,6 +78,7 @@ async def _replace_lines(
         ).all()
     }
     subtotal = total = Decimal("0.00")
+    priced: list[tuple[Decimal, Decimal, Decimal]] = []  # (quantity, list price, unit price)
     discounted = False
     for position, line in enumerate(inputs):
         product = products.get(line.product_id)
@@ -76,6 +90,7 @@ async def _replace_lines(
         line_total = (unit_price * line.quantity).quantize(CENT, rounding=ROUND_HALF_UP)
         list_total = (product.list_price * line.quantity).quantize(CENT, rounding=ROUND_HALF_UP)
         discounted = discounted or unit_price < product.list_price
+        priced.append((line.quantity, product.list_price, unit_price))
         subtotal += list_total
         total += line_total
         session.add(
@@ -95,7 +110,7 @@ async def _replace_lines(
     settings = await department.load(session)
     if not discounted:
         quote.approver_role = None
-    elif quote.discount_percent <= settings.manager_max_discount_percent:
+    elif not _above_limit(priced, settings.manager_max_discount_percent):
         quote.approver_role = Role.REGIONAL_MANAGER
     else:
         quote.approver_role = Role.DIRECTOR
@@ -117,9 +132,20 @@ async def no_discount(session: AsyncSession, quote: Quote, _: Mapping[str, Any])
 
 
 async def still_valid(session: AsyncSession, quote: Quote, _: Mapping[str, Any]) -> str | None:
-    if quote.valid_until is not None and quote.valid_until < department.today():
-        return f"The quote expired on {quote.valid_until}."
+    """A quote is good through its ``valid_until`` (a local date): neither sent nor accepted
+    after it."""
+    today = department.today(await department.load(session))
+    if quote.valid_until is not None and quote.valid_until < today:
+        return f"The quote was valid until {quote.valid_until}; change the date in a new draft."
     return None
+
+
+async def _refuse_past_validity(session: AsyncSession, valid_until: date | None) -> None:
+    today = department.today(await department.load(session))
+    if valid_until is not None and valid_until < today:
+        raise ValidationFailed(
+            ["body", "valid_until"], f"A quote is valid until today ({today}) or later."
+        )
 
 
 async def only_accepted_quote(
@@ -183,7 +209,7 @@ QUOTE_TRANSITIONS: dict[str, dict[str, Rule]] = {
         ),
     },
     QuoteStatus.REJECTED: {QuoteStatus.DRAFT: Rule()},
-    QuoteStatus.APPROVED: {QuoteStatus.SENT: Rule(event="quote.sent")},
+    QuoteStatus.APPROVED: {QuoteStatus.SENT: Rule(gates=(still_valid,), event="quote.sent")},
     QuoteStatus.SENT: {
         QuoteStatus.ACCEPTED: Rule(
             gates=(still_valid, only_accepted_quote), event="quote.accepted"
@@ -237,6 +263,7 @@ async def create_quote(
         raise Conflict(
             "Quotes are drafted for open opportunities only.", reason="opportunity_closed"
         )
+    await _refuse_past_validity(session, data.valid_until)
     quote = Quote(**data.model_dump(exclude={"lines"}), opportunity_id=opp.id)
     session.add(quote)
     await session.flush()
@@ -260,6 +287,7 @@ async def update_quote(
             f"The quote is {quote.status}; only drafts change.", reason="quote_not_draft"
         )
     sent = data.model_dump(exclude_unset=True, exclude={"lines"})
+    await _refuse_past_validity(session, sent.get("valid_until"))
     for key, value in sent.items():
         setattr(quote, key, value)
     if data.lines is not None:
@@ -291,17 +319,29 @@ async def transition(
     return await WORKFLOW.transition(session, actor, quote, to, fields, expected)
 
 
-async def expire_overdue(session: AsyncSession) -> int:
-    """Sent quotes past their validity expire; run by the background worker."""
-    stmt = select(Quote).where(
-        Quote.status == QuoteStatus.SENT, Quote.valid_until < department.today()
+EXPIRY_BATCH = 100
+
+
+async def expire_overdue(session: AsyncSession, batch_size: int = EXPIRY_BATCH) -> int:
+    """Move up to ``batch_size`` sent quotes past their ``valid_until`` to ``expired``, as
+    the system, through the workflow (history, ``quote.status_changed``, ``quote.expired``);
+    returns how many. Run by the worker, one batch a transaction.
+
+    Once expired a quote is no longer sent, so no quote expires twice: on PostgreSQL the
+    batch's rows are locked with ``SKIP LOCKED`` so concurrent workers share the work, and
+    SQLite's writers queue on the database lock.
+    """
+    today = department.today(await department.load(session))
+    stmt = (
+        select(Quote)
+        .where(Quote.status == QuoteStatus.SENT, Quote.valid_until < today)
+        .order_by(Quote.valid_until, Quote.id)
+        .limit(batch_size)
     )
+    if session.get_bind().dialect.name == "postgresql":
+        stmt = stmt.with_for_update(skip_locked=True)
     quotes = (await session.scalars(stmt)).all()
     for quote in quotes:
-        quote.status = QuoteStatus.EXPIRED
-        opp = await session.get_one(Opportunity, quote.opportunity_id)
-        # The same data as a move made through the workflow (app.workflow) carries.
-        read = (await to_read(session, quote)).model_dump(mode="json")
-        data = {**read, "from": QuoteStatus.SENT.value, "note": None}
-        events.record(session, "quote.expired", quote, data, scope=opp)
+        note = f"Valid until {quote.valid_until}."
+        await WORKFLOW.transition(session, None, quote, QuoteStatus.EXPIRED, {"note": note}, None)
     return len(quotes)
