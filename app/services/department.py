@@ -360,6 +360,13 @@ async def update(session: AsyncSession, changes: dict[str, Any], expected: int |
     events.record(session, "settings.updated", record, {"changed": sorted(changes)})
 
 
+def local_date(settings: DepartmentSettings, moment: datetime | None) -> date | None:
+    """The department's local date of ``moment`` (a signature's day, say)."""
+    if moment is None:
+        return None
+    return moment.astimezone(ZoneInfo(settings.business_hours.time_zone)).date()
+
+
 def today(settings: DepartmentSettings | None = None) -> date:
     """The date now in the department's time zone (validity dates are local dates)."""
     zone = settings.business_hours.time_zone if settings else get_settings().time_zone
