@@ -20,7 +20,13 @@ from fastapi import APIRouter, FastAPI, Response
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from app.models.complaints import ComplaintProgressRead, ComplaintRead, ComplaintStatus
-from app.models.contracts import ContractRead, ContractStatus, DeliveryRead, PaymentRead
+from app.models.contracts import (
+    ContractRead,
+    ContractStatus,
+    DeliveryRead,
+    InstallmentRead,
+    PaymentRead,
+)
 from app.models.customers import ContactRead, CustomerRead, FollowUpRead
 from app.models.people import RegionRead, UserRead
 from app.models.performance import MarketSizeRead, TargetRead
@@ -78,6 +84,14 @@ class PaymentReceived(PaymentRead):
     contract_number: str
 
 
+class InstallmentOverdue(InstallmentRead):
+    contract_number: str
+    customer_id: uuid.UUID
+    owner_id: uuid.UUID = Field(description="The contract's owner, who is to collect.")
+    days_overdue: int
+    follow_up_id: uuid.UUID = Field(description="The collection call planned for the owner.")
+
+
 class DeliveryEvent(DeliveryRead):
     contract_number: str
 
@@ -91,6 +105,10 @@ class ComplaintEscalated(ComplaintRead):
         description="The steps whose due time passed before they were done."
     )
     notify_user_ids: list[uuid.UUID] = Field(description="Who is told of the escalation.")
+    escalated_by_id: uuid.UUID | None = Field(
+        description="Who escalated it by hand; null when a breach escalated it."
+    )
+    note: str | None = Field(description="The note of an escalation by hand, else null.")
 
 
 class RegionDeleted(_Named):
@@ -165,6 +183,7 @@ PAYLOADS: dict[EventType, type[BaseModel]] = {
     E.CONTRACT_COMPLETED: ContractMoved,
     E.CONTRACT_REVIEW_OVERDUE: ContractRead,
     E.PAYMENT_RECEIVED: PaymentReceived,
+    E.INSTALLMENT_OVERDUE: InstallmentOverdue,
     E.DELIVERY_CREATED: DeliveryEvent,
     E.DELIVERY_UPDATED: DeliveryEvent,
     E.DELIVERY_CONFIRMED: DeliveryEvent,

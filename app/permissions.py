@@ -36,6 +36,8 @@ class Permission(StrEnum):
     COMPLAINTS_READ = "complaints:read"
     COMPLAINTS_WRITE = "complaints:write"
     COMPLAINTS_ASSIGN = "complaints:assign"
+    # Escalate by hand; change severity and received_at (what the SLA is measured from).
+    COMPLAINTS_MANAGE = "complaints:manage"
     CONTRACTS_READ = "contracts:read"
     CONTRACTS_WRITE = "contracts:write"
     SETTINGS_MANAGE = "settings:manage"
@@ -72,6 +74,7 @@ _MANAGER = _REP | {
     Permission.AUDIT_READ,
     Permission.PIPELINE_DELETE,
     Permission.COMPLAINTS_ASSIGN,
+    Permission.COMPLAINTS_MANAGE,
     Permission.TARGETS_MANAGE,
 }
 _DIRECTOR = _MANAGER | {

@@ -368,7 +368,8 @@ async def _seed_contracts(session: AsyncSession, users: dict[str, User]) -> None
             contract.id,
             PaymentCreate(
                 amount=part,
-                received_on=today - timedelta(days=18),
+                # Signed today: no payment is dated before the signature.
+                received_on=today,
                 method="bank_transfer",
                 reference="DEMO-ADVANCE",
             ),

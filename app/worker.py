@@ -14,7 +14,7 @@ from app.config import Settings, get_settings
 from app.db import Database
 from app.errors import database_unavailable
 from app.idempotency import purge_expired
-from app.services import complaint_sla, contract_workflow, customers, quotes
+from app.services import collections, complaint_sla, contract_workflow, customers, quotes
 from app.webhooks.delivery import run_deliveries
 
 logger = logging.getLogger("salesdesk.worker")
@@ -66,8 +66,8 @@ async def _complaint_sweeps(database: Database, stop: asyncio.Event) -> None:
 
 
 async def _contract_review_sweeps(database: Database, stop: asyncio.Event) -> None:
-    # Reviews past their due time raise contract.review_overdue once per review step,
-    # however many workers sweep.
+    # Reviews past their due time raise contract.review_overdue once per review step, and
+    # installments that fell overdue installment.overdue once each, however many workers sweep.
     while not stop.is_set():
         try:
             async with database.session() as session, session.begin():
@@ -76,6 +76,13 @@ async def _contract_review_sweeps(database: Database, stop: asyncio.Event) -> No
                 logger.info("flagged %d overdue contract reviews", flagged)
         except Exception as exc:  # keep the worker alive through a database outage
             _log_failure("contract review sweep", exc)
+        try:
+            async with database.session() as session, session.begin():
+                reported = await collections.flag_overdue_installments(session)
+            if reported:
+                logger.info("reported %d overdue installments for collection", reported)
+        except Exception as exc:  # keep the worker alive through a database outage
+            _log_failure("overdue installment sweep", exc)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), CONTRACT_REVIEW_SWEEP_SECONDS)
 

@@ -244,7 +244,7 @@ async def test_patch_changes_details_and_due_times_follow_severity(
     response = await client.patch(
         url,
         json={"severity": "critical", "category": "service"},
-        headers={**org.east_rep1.headers, "If-Match": '"1"'},
+        headers={**org.east_manager.headers, "If-Match": '"1"'},
     )
     assert response.status_code == 200, response.text
     read = response.json()

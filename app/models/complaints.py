@@ -90,6 +90,9 @@ class Complaint(RecordBase, table=True):
     acknowledged_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     resolved_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     closed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # When a breach was first found. A breach is a fact about the past: it stays, whatever
+    # later changes to severity or received_at would make the due times say.
+    breached_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     escalated_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     resolution: str | None = Field(default=None, sa_type=String(16))
     resolution_details: str | None = Field(default=None, sa_type=Text)
@@ -147,7 +150,10 @@ class ComplaintCreate(ComplaintFields):
 
 
 class ComplaintUpdate(ComplaintFields):
-    """Change a complaint's details; due times follow a new severity or ``received_at``."""
+    """Change a complaint's details; due times follow a new severity or ``received_at``.
+
+    ``severity`` and ``received_at`` change only before acknowledgement, and only by a manager
+    (own region) or the director."""
 
     __not_null__ = (
         "channel",
@@ -180,10 +186,15 @@ class ComplaintRead(ResourceRead):
     resolved_at: datetime | None
     closed_at: datetime | None
     breached: bool = pydantic.Field(
-        description="A due time passed before its step (acknowledge, resolve) was done."
+        description="A due time passed before its step (acknowledge, resolve) was done; once "
+        "true, it stays true."
+    )
+    breached_at: datetime | None = pydantic.Field(
+        description="When the breach was found and recorded (set once, never cleared)."
     )
     escalated_at: datetime | None = pydantic.Field(
-        description="When the breach was escalated to the region's manager (set once)."
+        description="When the complaint was escalated to the region's manager, on a breach "
+        "or by a manager's hand (set once)."
     )
     resolution: Resolution | None
     resolution_details: str | None
@@ -193,7 +204,7 @@ class ComplaintRead(ResourceRead):
 
     def unversioned(self) -> tuple[Any, ...]:
         # A breach is found by the clock, and escalation is the server's bookkeeping.
-        return (*super().unversioned(), self.breached, self.escalated_at)
+        return (*super().unversioned(), self.breached, self.breached_at, self.escalated_at)
 
 
 class ComplaintTransition(InputSchema):
@@ -208,6 +219,12 @@ class ComplaintTransition(InputSchema):
     root_cause: str | None = pydantic.Field(default=None, max_length=_TEXT, description="To close.")
     corrective_action: str | None = pydantic.Field(
         default=None, max_length=_TEXT, description="To close."
+    )
+
+
+class ComplaintEscalate(InputSchema):
+    note: str = pydantic.Field(
+        min_length=1, max_length=_TEXT, examples=["Key account; the plant is standing still."]
     )
 
 

@@ -139,7 +139,17 @@ class ContractLine(SQLModel, table=True):
 class Installment(RecordBase, table=True):
     __tablename__ = "installments"
     __region_parent__ = "contract_id"
-    __table_args__ = (Index("ix_installments_contract_due", "contract_id", "due_date"),)
+    __table_args__ = (
+        Index("ix_installments_contract_due", "contract_id", "due_date"),
+        # The collection sweep: unpaid installments not yet reported overdue, by due date
+        # (paid and reported ones, the bulk of the history, stay out of it).
+        Index(
+            "ix_installments_overdue_unreported",
+            "due_date",
+            sqlite_where=text("overdue_notified_at IS NULL AND status != 'paid'"),
+            postgresql_where=text("overdue_notified_at IS NULL AND status != 'paid'"),
+        ),
+    )
 
     contract_id: uuid.UUID = Field(foreign_key="contracts.id")
     position: int
@@ -147,6 +157,8 @@ class Installment(RecordBase, table=True):
     amount: Decimal = Field(sa_type=MoneyType)
     paid_amount: Decimal = Field(default=Decimal("0.00"), sa_type=MoneyType)
     status: str = Field(default=InstallmentStatus.OPEN, sa_type=String(16))
+    # When the worker reported it overdue (installment.overdue, once) and planned collection.
+    overdue_notified_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class Payment(RecordBase, table=True):

@@ -64,6 +64,7 @@ class EventType(StrEnum):
     CONTRACT_COMPLETED = "contract.completed"
     CONTRACT_REVIEW_OVERDUE = "contract.review_overdue"
     PAYMENT_RECEIVED = "payment.received"
+    INSTALLMENT_OVERDUE = "installment.overdue"
     DELIVERY_CREATED = "delivery.created"
     DELIVERY_UPDATED = "delivery.updated"
     DELIVERY_CONFIRMED = "delivery.confirmed"

@@ -10,6 +10,7 @@ from fastapi import Depends, Query, Response
 from app.deps import IfMatchDep, SessionDep, require
 from app.models.complaints import (
     ComplaintCreate,
+    ComplaintEscalate,
     ComplaintProgressCreate,
     ComplaintProgressRead,
     ComplaintRead,
@@ -119,6 +120,10 @@ async def complaints_get(
 @router.patch(
     "/{complaint_id}",
     summary="Change a complaint's details or its handler (managers, director)",
+    description="Due times follow a new `severity` or `received_at`, which only the region's "
+    "manager or the director may change (403 otherwise), and only before acknowledgement "
+    "(409 `conflict`, reason `complaint_acknowledged`). A breach already found stays: "
+    "`breached` never turns back to false.",
     responses=ok_with_etag(errors=(403,)),
 )
 async def complaints_update(
@@ -157,6 +162,29 @@ async def complaints_transition(
     complaint = await service.transition(
         session, actor, complaint_id, body.to, body.model_dump(exclude={"to"}), expected
     )
+    return await _answer(session, complaint, response)
+
+
+@router.post(
+    "/{complaint_id}/escalate",
+    summary="Escalate a complaint by hand (managers, director)",
+    description="The region's manager or the director escalates a complaint with a `note`, "
+    "breached or not: `escalated_at` is set and `complaint.escalated` notifies the region's "
+    "managers (and the director for critical complaints), as a breach's escalation does, with "
+    "`escalated_by_id` and the `note`. Escalation is the server's bookkeeping and leaves "
+    "`version` alone. 403 for a rep; 409 `conflict` with reason `already_escalated` (once "
+    "only, by hand or by a breach) or `complaint_closed`.",
+    responses=ok_with_etag(),
+)
+async def complaints_escalate(
+    session: SessionDep,
+    actor: Writer,
+    complaint_id: uuid.UUID,
+    body: ComplaintEscalate,
+    expected: IfMatchDep,
+    response: Response,
+) -> ComplaintRead:
+    complaint = await service.escalate_by_hand(session, actor, complaint_id, body.note, expected)
     return await _answer(session, complaint, response)
 
 

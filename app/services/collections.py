@@ -12,14 +12,15 @@ import binascii
 import json
 import uuid
 from collections.abc import Sequence
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Select, and_, or_, select
+from sqlalchemy import Select, and_, literal_column, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
-from app import events
+from app import audit, events
 from app.errors import BadRequest, Conflict, ValidationFailed
 from app.models.contracts import (
     AllocationRead,
@@ -34,10 +35,11 @@ from app.models.contracts import (
     PaymentRead,
     ReceivableRead,
 )
+from app.models.customers import Customer, FollowUpKind, FollowUpStatus
 from app.models.types import utcnow
 from app.pagination import paginate
 from app.permissions import Actor
-from app.services import department, names
+from app.services import department, follow_ups, names
 from app.services.common import ensure_version
 from app.services.contract_workflow import complete_if_done, start_if_signed
 from app.services.contracts import (
@@ -250,6 +252,14 @@ async def record_payment(
     settings = await department.load(session)
     if data.received_on > department.today(settings):
         raise ValidationFailed(["body", "received_on"], "A payment cannot be received later.")
+    signed_on = department.local_date(settings, contract.signed_at)
+    if signed_on is not None and data.received_on < signed_on:
+        # Money before the signature would rewrite the figures of a period already closed.
+        raise ValidationFailed(
+            ["body", "received_on"],
+            f"A payment cannot be received before the contract was signed ({signed_on}).",
+            "before_signing",
+        )
     plan = await _installments(session, contract)
     named = None
     if data.installment_id is not None:
@@ -291,6 +301,90 @@ async def record_payment(
     await start_if_signed(session, actor, contract)
     await complete_if_done(session, actor, contract)
     return payment
+
+
+# Collection (催收): installments that fall overdue.
+
+OVERDUE_BATCH = 500  # per sweep; the next sweep, a minute later, takes the rest
+
+
+async def flag_overdue_installments(session: AsyncSession, now: datetime | None = None) -> int:
+    """Report each installment of a running contract that fell overdue, once: plan a
+    collection call for the contract's owner and record ``installment.overdue``.
+
+    Run by the worker. The mark is a conditional UPDATE (the installment's version stays),
+    and only the worker whose UPDATE took it reports, however many sweep at once.
+    """
+    now = now or utcnow()
+    settings = await department.load(session)
+    today = department.today(settings)
+    stmt = (
+        select(Installment, Contract)
+        .join(Contract, Contract.id == Installment.contract_id)
+        .where(
+            # As the partial index ix_installments_overdue_unreported says it, so it serves.
+            Installment.overdue_notified_at.is_(None),
+            Installment.status != literal_column("'paid'"),
+            Installment.due_date < today,
+            Contract.status.in_(ACTIVE),
+        )
+        .order_by(Installment.due_date, Installment.id)
+        .limit(OVERDUE_BATCH)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        stmt = stmt.with_for_update(skip_locked=True, of=Installment)
+    reported = 0
+    for installment, contract in (await session.execute(stmt)).all():
+        marked: Any = await session.execute(
+            update(Installment)
+            .where(Installment.id == installment.id, Installment.overdue_notified_at.is_(None))
+            .values(overdue_notified_at=now, updated_at=Installment.updated_at)
+            .execution_options(synchronize_session=False)
+        )
+        if marked.rowcount != 1:
+            continue
+        set_committed_value(installment, "overdue_notified_at", now)
+        # A Core UPDATE passes the audit hook by, so the entry is written here.
+        audit.record(
+            session,
+            installment,
+            "update",
+            {"overdue_notified_at": None},
+            {"overdue_notified_at": now.isoformat()},
+        )
+        outstanding = installment.amount - installment.paid_amount
+        customer = await session.get_one(Customer, contract.customer_id)
+        call = follow_ups.new_follow_up(
+            customer,
+            owner_id=contract.owner_id,
+            kind=FollowUpKind.CALL,
+            status=FollowUpStatus.PLANNED,
+            due_at=now,
+            summary=f"Collection (催收): {outstanding} of contract {contract.number} was due "
+            f"on {installment.due_date}.",
+            contract_id=contract.id,
+            opportunity_id=contract.opportunity_id,
+        )
+        session.add(call)
+        await session.flush()
+        await follow_ups.record(session, "follow_up.created", call, customer)
+        read = installment_read(installment, today)
+        events.record(
+            session,
+            "installment.overdue",
+            installment,
+            {
+                **read.model_dump(mode="json"),
+                "contract_number": contract.number,
+                "customer_id": str(contract.customer_id),
+                "owner_id": str(contract.owner_id),
+                "days_overdue": (today - installment.due_date).days,
+                "follow_up_id": str(call.id),
+            },
+            scope=contract,
+        )
+        reported += 1
+    return reported
 
 
 # Receivables.

@@ -2,9 +2,11 @@
 
 A breach is found three ways — at intake (a complaint logged late), whenever a complaint is
 read or changed, and by the worker's periodic sweep — and all three go through ``escalate``.
-Its conditional ``UPDATE … WHERE escalated_at IS NULL`` is what makes escalation happen once:
-of any number of sessions or processes trying at the same time, exactly one UPDATE matches the
-row, and only that one records ``complaint.escalated``.
+Its conditional ``UPDATE … WHERE breached_at IS NULL`` records the breach once, and the one of
+``escalated_at`` escalates once: of any number of sessions or processes trying at the same
+time, exactly one UPDATE matches the row, and only that one records ``complaint.escalated``.
+The stored ``breached_at`` keeps a breach once found, whatever later changes the due times;
+a manager may also escalate by hand (``app.services.complaints.escalate_by_hand``).
 """
 
 from __future__ import annotations
@@ -57,10 +59,10 @@ def breaches(complaint: Complaint, now: datetime) -> list[str]:
     return late
 
 
-def breached_clause(now: datetime | BindParameter[datetime]) -> ColumnElement[bool]:
-    """``breaches(...) != []`` as SQL, so ``?breached=true`` and the sweep filter in the query
-    (``now`` may be a bound parameter, for statements built once)."""
-    # Every term is true or false, never NULL, so ``NOT`` of it (breached=false) is exact too.
+def late_clause(now: datetime | BindParameter[datetime]) -> ColumnElement[bool]:
+    """``breaches(...) != []`` as SQL: a due time passed before its step, by the current due
+    times (``now`` may be a bound parameter, for statements built once)."""
+    # Every term is true or false, never NULL, so ``NOT`` of it is exact too.
     return or_(
         and_(Complaint.acknowledged_at.is_(None), Complaint.acknowledge_due_at < now),
         and_(
@@ -72,11 +74,21 @@ def breached_clause(now: datetime | BindParameter[datetime]) -> ColumnElement[bo
     )
 
 
+def breached_clause(now: datetime | BindParameter[datetime]) -> ColumnElement[bool]:
+    """``breached`` as SQL, for ``?breached=`` and the reports: a breach recorded once stays,
+    and one the clock finds now counts before the sweep records it."""
+    return or_(Complaint.breached_at.is_not(None), late_clause(now))
+
+
+def is_breached(complaint: Complaint, now: datetime) -> bool:
+    return complaint.breached_at is not None or bool(breaches(complaint, now))
+
+
 def to_read(
     complaint: Complaint, shown: Mapping[str, Any], now: datetime | None = None
 ) -> ComplaintRead:
     """The complaint as the API shows it, with its names (``app.services.names``)."""
-    breached = bool(breaches(complaint, now or utcnow()))
+    breached = is_breached(complaint, now or utcnow())
     return ComplaintRead.model_validate({**complaint.model_dump(), **shown, "breached": breached})
 
 
@@ -89,53 +101,94 @@ async def notified(session: AsyncSession, complaint: Complaint) -> list[uuid.UUI
     return list((await session.scalars(stmt)).all())
 
 
-async def escalate(
-    session: AsyncSession, complaint: Complaint, now: datetime | None = None
-) -> bool:
-    """Escalate ``complaint`` if it is breached and nobody has yet; True when this call did.
+async def claim(session: AsyncSession, complaint: Complaint, field: str, now: datetime) -> bool:
+    """Set the bookkeeping timestamp ``field`` (``breached_at``, ``escalated_at``) to ``now``
+    unless it is set already; True when this call set it.
 
-    ``escalated_at`` is the server's own bookkeeping: it leaves ``version`` alone, so a
-    background sweep never turns a client's If-Match stale.
+    The conditional ``UPDATE … WHERE field IS NULL`` matches the row for exactly one of any
+    number of sessions trying at once. It leaves ``version`` alone, so a background sweep
+    never turns a client's If-Match stale; the caller writes the audit entry.
     """
-    now = now or utcnow()
-    if complaint.escalated_at is not None:
-        return False
-    late = breaches(complaint, now)
-    if not late:
-        return False
+    column = getattr(Complaint, field)
     result: Any = await session.execute(
         update(Complaint)
-        .where(Complaint.id == complaint.id, Complaint.escalated_at.is_(None))
-        .values(escalated_at=now, updated_at=Complaint.updated_at)
+        .where(Complaint.id == complaint.id, column.is_(None))
+        .values({field: now, "updated_at": Complaint.updated_at})
         .execution_options(synchronize_session=False)
     )
     if result.rowcount != 1:
-        # Another session got there first; show what it stored.
-        stored = await session.scalar(
-            select(Complaint.escalated_at).where(Complaint.id == complaint.id)
-        )
-        set_committed_value(complaint, "escalated_at", stored)
+        # Another session got there first; show what it stored (of both, as it sets both).
+        stored = (
+            await session.execute(
+                select(Complaint.breached_at, Complaint.escalated_at).where(
+                    Complaint.id == complaint.id
+                )
+            )
+        ).one()
+        set_committed_value(complaint, "breached_at", stored.breached_at)
+        set_committed_value(complaint, "escalated_at", stored.escalated_at)
         return False
-    set_committed_value(complaint, "escalated_at", now)
-    # A Core UPDATE passes the audit hook by, so the entry is written here.
-    audit.record(
-        session, complaint, "update", {"escalated_at": None}, {"escalated_at": now.isoformat()}
-    )
+    set_committed_value(complaint, field, now)
+    return True
+
+
+async def record_escalation(
+    session: AsyncSession,
+    complaint: Complaint,
+    now: datetime,
+    late: list[str],
+    escalated_by_id: uuid.UUID | None = None,
+    note: str | None = None,
+) -> None:
+    """The ``complaint.escalated`` event: the complaint, its breaches, who is notified, and
+    who escalated it by hand (with the note), if someone did."""
     notify = await notified(session, complaint)
     shown = await names.names_for(session, ComplaintRead, complaint)
     payload = {
         **to_read(complaint, shown, now).model_dump(mode="json"),
         "breaches": late,
         "notify_user_ids": [str(user_id) for user_id in notify],
+        "escalated_by_id": str(escalated_by_id) if escalated_by_id else None,
+        "note": note,
     }
     events.record(session, "complaint.escalated", complaint, payload)
-    return True
+
+
+async def escalate(
+    session: AsyncSession, complaint: Complaint, now: datetime | None = None
+) -> bool:
+    """Record a breach found now and escalate it, each once; True when this call escalated.
+
+    A complaint a manager escalated by hand before it breached gets its breach recorded,
+    and no second escalation.
+    """
+    now = now or utcnow()
+    if complaint.breached_at is not None:
+        return False
+    late = breaches(complaint, now)
+    if not late or not await claim(session, complaint, "breached_at", now):
+        return False
+    changed = ["breached_at"]
+    escalating = await claim(session, complaint, "escalated_at", now)
+    if escalating:
+        changed.append("escalated_at")
+    # A Core UPDATE passes the audit hook by, so the entry is written here.
+    audit.record(
+        session,
+        complaint,
+        "update",
+        dict.fromkeys(changed),
+        dict.fromkeys(changed, now.isoformat()),
+    )
+    if escalating:
+        await record_escalation(session, complaint, now, late)
+    return escalating
 
 
 async def escalate_on_read(session: AsyncSession, complaint: Complaint) -> None:
     """Escalate while answering a read. A read transaction on SQLite may be refused the write
     lock; the sweep then escalates a moment later, so the read still answers."""
-    if complaint.escalated_at is not None or not breaches(complaint, utcnow()):
+    if complaint.breached_at is not None or not breaches(complaint, utcnow()):
         return
     try:
         async with session.begin_nested():
@@ -145,7 +198,8 @@ async def escalate_on_read(session: AsyncSession, complaint: Complaint) -> None:
 
 
 async def sweep(database: Database, batch_size: int = SWEEP_BATCH) -> int:
-    """Escalate every breached complaint not escalated yet; returns how many this call did.
+    """Record every breach not recorded yet and escalate it; returns how many this call
+    escalated.
 
     Each batch is its own transaction. On PostgreSQL the batch's rows are locked with
     ``SKIP LOCKED`` so concurrent sweepers share the work; the conditional UPDATE in
@@ -158,7 +212,7 @@ async def sweep(database: Database, batch_size: int = SWEEP_BATCH) -> int:
             now = utcnow()
             stmt = (
                 select(Complaint)
-                .where(Complaint.escalated_at.is_(None), breached_clause(now))
+                .where(Complaint.breached_at.is_(None), late_clause(now))
                 .order_by(Complaint.acknowledge_due_at, Complaint.id)
                 .limit(batch_size)
             )

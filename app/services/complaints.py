@@ -14,7 +14,7 @@ from typing import Any, Literal
 from sqlalchemy import ColumnElement, Select, not_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app import events
+from app import audit, events
 from app.errors import Conflict, Forbidden, ValidationFailed
 from app.models.complaints import (
     Complaint,
@@ -263,6 +263,26 @@ async def _check_assignee(
         )
 
 
+def _changes_sla(actor: Actor, complaint: Complaint, sent: Mapping[str, Any]) -> bool:
+    """Whether ``sent`` moves what the SLA is measured from (severity, ``received_at``), and
+    so its due times. Only a manager (own region, by scope) or the director may, and only
+    before acknowledgement: after it, the clock has already judged the complaint."""
+    # A null is no change but bad input, which ``apply_changes`` refuses with a 422.
+    if not any(
+        sent.get(field) not in (None, getattr(complaint, field))
+        for field in ("severity", "received_at")
+    ):
+        return False
+    if not actor.can(Permission.COMPLAINTS_MANAGE):
+        raise Forbidden("Only a manager or the director may change severity or received_at.")
+    if complaint.acknowledged_at is not None:
+        raise Conflict(
+            "The complaint is acknowledged; its severity and received_at no longer change.",
+            reason="complaint_acknowledged",
+        )
+    return True
+
+
 def _refuse_if_closed(actor: Actor, complaint: Complaint) -> None:
     if complaint.status == ComplaintStatus.CLOSED and not actor.is_director:
         raise Conflict(
@@ -318,8 +338,12 @@ async def update_complaint(
     previous_assignee = complaint.assignee_id
     if sent.get("assignee_id") not in (None, previous_assignee):
         await _check_assignee(session, actor, complaint.region_id, sent["assignee_id"])
+    moves_sla = _changes_sla(actor, complaint, sent)
+    if moves_sla:
+        # A breach the clock finds now is recorded before the due times move, so it stays.
+        await sla.escalate(session, complaint)
     apply_changes(complaint, data)
-    if {"severity", "received_at"} & sent.keys():
+    if moves_sla:
         settings = await department.load(session)
         complaint.acknowledge_due_at, complaint.resolve_due_at = sla.due_times(
             settings, complaint.severity, complaint.received_at
@@ -350,6 +374,36 @@ async def transition(
     await WORKFLOW.transition(session, actor, complaint, to, fields, expected)
     # A step done late (acknowledged after its due time) is a breach found right now.
     await sla.escalate(session, complaint)
+    return complaint
+
+
+async def escalate_by_hand(
+    session: AsyncSession,
+    actor: Actor,
+    complaint_id: uuid.UUID,
+    note: str,
+    expected: int | None,
+) -> Complaint:
+    """A manager (own region, by scope) or the director escalates a complaint before, or
+    without, a breach: ``escalated_at`` is set once and ``complaint.escalated`` notifies as a
+    breach's escalation does, naming who escalated and why."""
+    complaint = await get_complaint(session, actor, complaint_id)
+    if not actor.can(Permission.COMPLAINTS_MANAGE):
+        raise Forbidden("Only a manager or the director may escalate a complaint.")
+    ensure_version(complaint, expected)
+    if complaint.status == ComplaintStatus.CLOSED:
+        raise Conflict("The complaint is closed.", reason="complaint_closed")
+    now = utcnow()
+    if complaint.escalated_at is not None or not await sla.claim(
+        session, complaint, "escalated_at", now
+    ):
+        raise Conflict("The complaint is escalated already.", reason="already_escalated")
+    audit.record(
+        session, complaint, "update", {"escalated_at": None}, {"escalated_at": now.isoformat()}
+    )
+    await sla.record_escalation(
+        session, complaint, now, sla.breaches(complaint, now), escalated_by_id=actor.id, note=note
+    )
     return complaint
 
 

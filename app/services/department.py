@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import re
 import uuid
+from collections.abc import Mapping
 from datetime import date, datetime, time
 from decimal import Decimal
 from typing import Annotated, Any
@@ -112,10 +113,44 @@ class CommissionPlan(_Section):
     above_target_rate: DecimalText = Field(default=Decimal("0.05"), ge=0, le=1)
 
 
+_YEAR = re.compile(r"^(19|20|21)\d\d$")
+
+
+def plan_for(plans: Mapping[str, CommissionPlan], year: int) -> CommissionPlan:
+    """The plan of ``year``: its own, else the latest earlier year's; a year before every
+    plan takes the earliest one, and without any plan the handbook's default applies."""
+    if not plans:
+        return CommissionPlan()
+    earlier = [y for y in plans if int(y) <= year]
+    return plans[max(earlier, key=int) if earlier else min(plans, key=int)]
+
+
+def with_plan(
+    plans: Mapping[str, CommissionPlan], year: int, plan: CommissionPlan
+) -> dict[str, CommissionPlan]:
+    """``plans`` with ``year``'s plan set, every other year's plan left as it was."""
+    result = dict(plans)
+    if not any(int(y) < year for y in plans):
+        # The years before fall back to the earliest plan, which this one becomes or replaces:
+        # the year before keeps the plan it had, and with it every year before that.
+        result[str(year - 1)] = plan_for(plans, year - 1)
+    result[str(year)] = plan
+    return result
+
+
 class DepartmentSettings(BaseModel):
     """Every tunable rule of the department, with the handbook's defaults."""
 
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_plan_for_every_year(cls, data: Any) -> Any:
+        # Settings saved with a single ``commission`` plan applied it to every year.
+        if isinstance(data, dict) and "commission" in data and "commission_plans" not in data:
+            data = dict(data)
+            data["commission_plans"] = {str(today().year): data.pop("commission")}
+        return data
 
     follow_up_cadence_days: dict[str, StrictInt] = Field(
         default_factory=lambda: {"A": 7, "B": 14, "C": 30}
@@ -134,8 +169,17 @@ class DepartmentSettings(BaseModel):
     complaint_slas: dict[str, ComplaintSla] = Field(default_factory=_default_complaint_slas)
     kpi_weights: KpiWeights = Field(default_factory=KpiWeights)
     kpi_part_cap: DecimalText = Field(default=Decimal("1.50"), ge=1, le=10)
-    commission: CommissionPlan = Field(default_factory=CommissionPlan)
+    commission_plans: dict[str, CommissionPlan] = Field(
+        default_factory=dict,
+        description="Commission plans by year (YYYY). A period uses its year's plan; a year "
+        "without its own plan keeps the latest earlier year's (before the first, the first); "
+        "without any, the handbook's default.",
+        examples=[{"2026": CommissionPlan().model_dump(mode="json")}],
+    )
     return_visit_within_days: StrictInt = Field(default=7, ge=1, le=90)
+
+    def commission_plan(self, year: int) -> CommissionPlan:
+        return plan_for(self.commission_plans, year)
 
     @model_validator(mode="after")
     def _coherent(self) -> DepartmentSettings:
@@ -143,11 +187,13 @@ class DepartmentSettings(BaseModel):
         total = weights.revenue_attainment + weights.growth + weights.market_share
         if total + weights.satisfaction != Decimal(1):
             raise ValueError("kpi_weights must add up to 1")
-        plan = self.commission
-        if not (0 < plan.low_attainment_below <= 1):
-            raise ValueError("commission.low_attainment_below is a share of target in (0, 1]")
-        if not (0 <= plan.low_rate <= plan.base_rate <= plan.above_target_rate < 1):
-            raise ValueError("commission rates must be ordered: low ≤ base ≤ above target < 1")
+        for year, plan in self.commission_plans.items():
+            if not _YEAR.match(year):
+                raise ValueError(f"commission_plans: {year!r} is not a year (YYYY)")
+            if not (0 < plan.low_attainment_below <= 1):
+                raise ValueError("commission.low_attainment_below is a share of target in (0, 1]")
+            if not (0 <= plan.low_rate <= plan.base_rate <= plan.above_target_rate < 1):
+                raise ValueError("commission rates must be ordered: low ≤ base ≤ above target < 1")
         hours = self.business_hours
         if hours.start >= hours.end or not hours.working_days:
             raise ValueError("business hours need start < end and at least one working day")
@@ -247,7 +293,16 @@ class SettingsPatch(BaseModel):
     complaint_slas: dict[str, ComplaintSla] | None = None
     kpi_weights: KpiWeights | None = None
     kpi_part_cap: DecimalText | None = Field(default=None, ge=1, le=10)
-    commission: CommissionPlan | None = None
+    commission: CommissionPlan | None = Field(
+        default=None,
+        description="This year's commission plan (the department's local year); other years "
+        "keep theirs.",
+    )
+    commission_plans: dict[str, CommissionPlan] | None = Field(
+        default=None,
+        description="Plans of the years given (YYYY), each replaced whole; years not given "
+        "keep theirs.",
+    )
     return_visit_within_days: StrictInt | None = Field(default=None, ge=1, le=90)
 
 
@@ -255,6 +310,9 @@ class SettingsRead(DepartmentSettings):
     # Every setting is in every answer, the defaults filled in: required, not optional.
     model_config = ConfigDict(extra="forbid", json_schema_serialization_defaults_required=True)
 
+    commission: CommissionPlan = Field(
+        description="The commission plan of this year (the department's local year)."
+    )
     version: int
     updated_at: datetime | None
     currency: str = Field(
@@ -276,6 +334,7 @@ async def read(session: AsyncSession, currency: str) -> SettingsRead:
     settings = await load(session)
     return SettingsRead(
         **settings.model_dump(),
+        commission=settings.commission_plan(today(settings).year),
         version=record.version if record else 0,
         updated_at=record.updated_at if record else None,
         currency=currency,
@@ -288,9 +347,24 @@ async def update(session: AsyncSession, changes: dict[str, Any], expected: int |
     record = await session.get(SettingsRecord, SETTINGS_ID)
     if expected is not None and (record.version if record else 0) != expected:
         raise VersionConflict()
-    current = (await load(session)).model_dump(mode="json")
+    settings = await load(session)
+    current = settings.model_dump(mode="json")
+    plans = dict(settings.commission_plans)
+    years: dict[int, Any] = {}
+    for year, plan in (changes.get("commission_plans") or {}).items():
+        if not _YEAR.match(year):
+            raise ValidationFailed(["body", "commission_plans", year], "A year is YYYY.")
+        years[int(year)] = plan
+    if changes.get("commission") is not None:
+        years.setdefault(today(settings).year, changes["commission"])
+    for year in sorted(years, reverse=True):
+        # Latest first, so each year pins the years before it as they were before this change.
+        plans = with_plan(plans, year, CommissionPlan.model_validate(years[year]))
+    sections = {k: v for k, v in changes.items() if k not in ("commission", "commission_plans")}
+    if years:
+        sections["commission_plans"] = {y: p.model_dump(mode="json") for y, p in plans.items()}
     try:
-        merged = DepartmentSettings.model_validate({**current, **changes})
+        merged = DepartmentSettings.model_validate({**current, **sections})
     except ValidationError as exc:
         first = exc.errors()[0]
         raise ValidationFailed(["body", *first["loc"]], first["msg"]) from exc
@@ -303,6 +377,13 @@ async def update(session: AsyncSession, changes: dict[str, Any], expected: int |
     await session.flush()
     session.info[_CACHE_KEY] = merged
     events.record(session, "settings.updated", record, {"changed": sorted(changes)})
+
+
+def local_date(settings: DepartmentSettings, moment: datetime | None) -> date | None:
+    """The department's local date of ``moment`` (a signature's day, say)."""
+    if moment is None:
+        return None
+    return moment.astimezone(ZoneInfo(settings.business_hours.time_zone)).date()
 
 
 def today(settings: DepartmentSettings | None = None) -> date:

@@ -295,7 +295,7 @@ class RepCommission(BaseModel):
 
 class Commissions(BaseModel):
     period: str
-    plan: department.CommissionPlan
+    plan: department.CommissionPlan = Field(description="The plan of the period's year.")
     items: list[RepCommission]
 
 
@@ -328,6 +328,8 @@ async def commissions(
 ) -> Commissions:
     await for_reports(session)
     settings = await department.load(session)
+    # A period uses the plan of its year, the one its label names (a week's ISO year).
+    plan = settings.commission_plan(int(period.label[:4]))
     reps = select(User.id, User.full_name, User.region_id).where(User.role == Role.REP)
     if region_id is not None:
         reps = reps.where(User.region_id == region_id)
@@ -342,7 +344,7 @@ async def commissions(
     for rep, name, rep_region in rep_rows:
         amount = collected.value.get(rep, [money(0)])[0]
         target = targets.value.get((rep, Metric.COLLECTED_PAYMENTS))
-        tiers = commission_tiers(settings.commission, amount, target)
+        tiers = commission_tiers(plan, amount, target)
         items.append(
             RepCommission(
                 rep_id=rep,
@@ -355,4 +357,4 @@ async def commissions(
                 commission=sum((t.amount for t in tiers), Decimal("0.00")),
             )
         )
-    return Commissions(period=period.label, plan=settings.commission, items=items)
+    return Commissions(period=period.label, plan=plan, items=items)

@@ -1,6 +1,6 @@
 """live contract per opportunity: a cancelled contract frees its won opportunity
 
-Revision ID: 0012_e_live_contract
+Revision ID: 0012_live_contract
 Revises: 0011_user_self_service
 
 One contract per opportunity counts the live ones only: a contract cancelled before
@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0012_e_live_contract"
+revision: str = "0012_live_contract"
 down_revision: str | None = "0011_user_self_service"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
