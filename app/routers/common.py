@@ -93,10 +93,11 @@ def _may_refuse(permission: Permission | None) -> bool:
 def error_statuses(route: APIRoute) -> set[int]:
     """The problem statuses an operation can answer, read from what it declares: a caller
     (401; 403 when its permission is not every role's), a path id (404), parameters or a
-    body (422; a JSON body or a cursor may also be malformed, 400), If-Match (412), a write
-    (409: a duplicate, a rule or a constraint), an authenticated POST (Idempotency-Key:
-    400, 409, 413, 422). Every /api/v1 request is rate limited (429) and uses the database
-    (503). What a service's own rules refuse beyond that, its route adds to ``responses``."""
+    body (422; a JSON body or a cursor may also be malformed, 400), If-Match (412; 400 when
+    it is no entity tag), a write (409: a duplicate, a rule or a constraint), an
+    authenticated POST (Idempotency-Key: 400, 409, 413, 422). Every /api/v1 request is rate
+    limited (429) and uses the database (503). What a service's own rules refuse beyond that,
+    its route adds to ``responses``."""
     dependant = route.dependant
     statuses = {429, 503}
     callers = _callers(dependant)
@@ -117,7 +118,7 @@ def error_statuses(route: APIRoute) -> set[int]:
     if any(f.name in CURSOR_PARAMETERS for f in dependant.query_params):
         statuses.add(400)
     if any(d.call is if_match for d in _dependencies(dependant)):
-        statuses.add(412)
+        statuses |= {400, 412}
     if route.methods & WRITE_METHODS and callers:
         statuses.add(409)
     if "POST" in route.methods and callers:
