@@ -232,6 +232,9 @@ async def create_contract(session: AsyncSession, actor: Actor, data: ContractCre
     quote = await accepted_quote(session, opp)
     if quote is None:
         raise Conflict("The opportunity has no accepted quote.", reason="quote_accepted")
+    await department.refuse_past(
+        session, ["body", "delivery_date"], data.delivery_date, "A new contract delivers"
+    )
     settings = await department.load(session)
     sent = data.model_dump(exclude_unset=True)
     contract = Contract(
