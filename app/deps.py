@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.callers import CallerCache
 from app.config import Settings, get_settings
 from app.db import get_session
-from app.errors import Forbidden, Unauthorized
+from app.errors import BadRequest, Forbidden, Unauthorized
 from app.models.people import Role, User
 from app.models.performance import SettingsRecord
 from app.permissions import Actor, Permission
@@ -146,7 +146,11 @@ def require(permission: Permission) -> Caller:
 NO_VERSION = -1
 """What an If-Match that names no version of ours expects: nothing matches it."""
 
-_ETAG = re.compile(r'\s*(?:W/)?(?:"([0-9]{1,18})(?:-[0-9a-f]{1,64})?"|([0-9]{1,18}))\s*')
+_OUR_TAG = re.compile(r'\s*(?:(?:W/)?"([0-9]{1,18})(?:-[0-9a-f]{1,64})?"|([0-9]{1,18}))\s*')
+# One element of an If-Match list (RFC 9110 8.8.3: an entity-tag; a bare version too), then
+# the comma or the end; an empty element (", ,") is allowed, as the list syntax says.
+_ELEMENT = re.compile(r'\s*(?:(?:W/)?"([\x21\x23-\x7e\x80-\xff]*)"|([0-9]{1,18}))?\s*(?:,|$)')
+_OUR_OPAQUE = re.compile(r"([0-9]{1,18})(?:-[0-9a-f]{1,64})?")
 
 
 # async although it awaits nothing: FastAPI runs a plain ``def`` dependency in a worker
@@ -156,19 +160,47 @@ async def if_match(
         str | None,
         Header(
             alias="If-Match",
-            description='The ETag of the version you read (e.g. "3"); stale → 412.',
+            description='The ETag of the version you read (e.g. "3"), `*`, or a list of ETags; '
+            "stale → 412, not an ETag at all → 400.",
         ),
     ] = None,
 ) -> int | None:
-    """The version the client expects, or None when it sent no precondition (or ``*``)."""
-    if value is None or value.strip() == "*":
+    """The version the client expects, or None when it sent no precondition (or ``*``).
+
+    400 when the value is not an If-Match at all (``abc``, an unclosed quote): that is a
+    malformed request, not a precondition that failed."""
+    if value is None:
         return None
-    # Anything else (a list of tags, a tag of another server) cannot match any version, so
-    # the service answers 412 — after the body was validated, so a bad body is still a 422.
-    match = _ETAG.fullmatch(value)
-    if match is None:
-        return NO_VERSION
-    return int(match.group(1) or match.group(2))
+    match = _OUR_TAG.fullmatch(value)
+    if match is not None:
+        return int(match.group(1) or match.group(2))
+    if value.strip() == "*":
+        return None
+    return _listed_version(value)
+
+
+def _listed_version(value: str) -> int:
+    """The version a list of entity tags names; NO_VERSION when it names none of ours (a
+    tag of another server), which the service answers 412 after validating the body. A
+    write compares one version (``ensure_version``), so a list naming several versions is
+    answered 412 too: a client sends back the one ETag it read."""
+    versions: set[int] = set()
+    position, tags = 0, 0
+    while position < len(value):
+        element = _ELEMENT.match(value, position)
+        if element is None or element.end() == position:
+            raise BadRequest('If-Match is not an entity tag ("3"), a list of them, or *.')
+        position = element.end()
+        opaque, bare = element.group(1), element.group(2)
+        if opaque is None and bare is None:
+            continue
+        tags += 1
+        ours = _OUR_OPAQUE.fullmatch(opaque) if opaque is not None else None
+        if ours is not None or bare is not None:
+            versions.add(int(ours.group(1) if ours is not None else bare))
+    if tags == 0:
+        raise BadRequest('If-Match is not an entity tag ("3"), a list of them, or *.')
+    return versions.pop() if len(versions) == 1 else NO_VERSION
 
 
 IfMatchDep = Annotated[int | None, Depends(if_match)]

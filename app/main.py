@@ -16,6 +16,7 @@ from app import (
     audit,  # noqa: F401  (registers the audit hook on every session)
     cors,
     docs,
+    migrations,
 )
 from app.callers import listen
 from app.config import Settings, get_settings
@@ -191,6 +192,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         ],
     )
     app.state.settings = settings  # what routes read through app.deps.AppSettingsDep
+    app.state.migration_head = migrations.head()  # what /readyz compares the database with
     if database is not None:
         app.state.database = database
     build_document = app.openapi

@@ -12,7 +12,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import Database
 from app.models.complaints import ComplaintCreate
-from app.models.contracts import ContractCreate, DeliveryCreate, InstallmentCreate, PaymentCreate
+from app.models.contracts import (
+    ContractCreate,
+    DeliveryCreate,
+    Installment,
+    InstallmentCreate,
+    PaymentCreate,
+)
 from app.models.customers import (
     ContactCreate,
     Customer,
@@ -345,15 +351,25 @@ async def _seed_contracts(session: AsyncSession, users: dict[str, User]) -> None
             ContractCreate(opportunity_id=opp.id, warranty="Two years, parts and labour"),
         )
         part = (contract.amount * Decimal("0.3")).quantize(CENT)
-        # The advance is paid, the second part is overdue, the balance falls due later.
+        # The advance is paid, the second part is overdue, the balance falls due later. A
+        # plan is made with dates to come (a past one is refused); the demo's history then
+        # moves the first two back, as if the plan had been made weeks ago.
         plan = [
-            InstallmentCreate(due_date=today - timedelta(days=20), amount=part),
-            InstallmentCreate(due_date=today - timedelta(days=5), amount=part),
+            InstallmentCreate(due_date=today, amount=part),
+            InstallmentCreate(due_date=today, amount=part),
             InstallmentCreate(
                 due_date=today + timedelta(days=60), amount=contract.amount - 2 * part
             ),
         ]
         await collections.replace_installments(session, rep, contract.id, plan, None)
+        made = await session.scalars(
+            select(Installment).where(
+                Installment.contract_id == contract.id, Installment.position < 2
+            )
+        )
+        for installment in made:
+            installment.due_date = today - timedelta(days=20 if installment.position == 0 else 5)
+        await session.flush()
         await contract_workflow.transition(session, rep, contract.id, "under_review", {}, None)
         if not signed:
             continue

@@ -78,7 +78,10 @@ async def test_matching_if_match_updates_and_bumps_the_version(
     assert read.headers["etag"] == second.headers["etag"]
 
 
-@pytest.mark.parametrize("if_match", ['W/"1"', "*", " * ", "1", '"1"'])
+@pytest.mark.parametrize(
+    "if_match",
+    ['W/"1"', "*", " * ", "1", '"1"', '"1-0a1b2c3d"', 'W/"1", ', '"x", "1"'],
+)
 async def test_accepted_if_match_forms(
     client: httpx.AsyncClient, database: Database, org: Org, customer: Customer, if_match: str
 ) -> None:
@@ -91,11 +94,12 @@ async def test_accepted_if_match_forms(
     assert (await stored(database, customer.id)).version == 2
 
 
+# Well-formed entity tags (or lists of them) that name no current version of ours.
 @pytest.mark.parametrize(
     "if_match",
-    ['"2"', '"0"', 'W/"7"', '"999999999999"', "garbage", '"v1"', '"1", "2"', '""', '"1', "x" * 100],
+    ['"2"', '"0"', 'W/"7"', '"999999999999"', '"v1"', '""', '"2", W/"3"', '"a,b"'],
 )
-async def test_stale_or_garbage_if_match_is_412_and_changes_nothing(
+async def test_stale_if_match_is_412_and_changes_nothing(
     client: httpx.AsyncClient, database: Database, org: Org, customer: Customer, if_match: str
 ) -> None:
     response = await client.patch(
@@ -106,6 +110,24 @@ async def test_stale_or_garbage_if_match_is_412_and_changes_nothing(
     problem(response, 412, "version_conflict")
     row = await stored(database, customer.id)
     assert (row.name, row.version) == ("Original Co", 1)
+    assert await updates_recorded(database, customer.id) == (0, 0)
+
+
+# Not an entity tag at all: a malformed request, whatever the version.
+@pytest.mark.parametrize(
+    "if_match",
+    ["abc", "garbage", '"1', '1"', "W/1", '"1" "2"', "x" * 100, " ", ",", '"1";'],
+)
+async def test_garbage_if_match_is_400_and_changes_nothing(
+    client: httpx.AsyncClient, database: Database, org: Org, customer: Customer, if_match: str
+) -> None:
+    url = f"{CUSTOMERS}/{customer.id}"
+    rep = {**org.east_rep1.headers, "If-Match": if_match}
+    problem(await client.patch(url, json={"name": "Changed Co"}, headers=rep), 400, "bad_request")
+    manager = {**org.east_manager.headers, "If-Match": if_match}
+    problem(await client.delete(url, headers=manager), 400, "bad_request")
+    row = await stored(database, customer.id)
+    assert (row.name, row.version, row.deleted_at) == ("Original Co", 1, None)
     assert await updates_recorded(database, customer.id) == (0, 0)
 
 

@@ -7,10 +7,13 @@ from pathlib import Path
 
 import httpx
 import pytest
+from alembic.script import ScriptDirectory
+from sqlalchemy import text
 
 from app.config import get_settings
 from app.db import Database, create_engine
 from app.main import create_app
+from app.migrations import alembic_config
 from tests.factories import make_org, problem, sample
 
 
@@ -100,3 +103,43 @@ def test_native_telemetry_is_off_unless_asked_for() -> None:
     on = create_app(get_settings().model_copy(update={"otel_enabled": True}))
     assert off._telemetry["tracing"] is False and off._telemetry["metrics"] is False
     assert on._telemetry["tracing"] is True and on._telemetry["metrics"] is True
+
+
+async def test_readyz_answers_503_on_a_database_never_migrated(
+    client: httpx.AsyncClient, database: Database
+) -> None:
+    # The migrations' own table set aside for the test: as before `salesdesk migrate`.
+    async with database.engine.begin() as connection:
+        await connection.execute(text("ALTER TABLE alembic_version RENAME TO alembic_version_away"))
+    try:
+        response = await client.get("/readyz")
+    finally:
+        async with database.engine.begin() as connection:
+            await connection.execute(
+                text("ALTER TABLE alembic_version_away RENAME TO alembic_version")
+            )
+    body = problem(response, 503, "unavailable")
+    assert "not migrated" in body["detail"] and "salesdesk migrate" in body["detail"]
+    assert response.headers["retry-after"]
+    assert (await client.get("/readyz")).status_code == 200
+
+
+async def test_readyz_answers_503_on_a_database_behind_head(
+    client: httpx.AsyncClient, database: Database
+) -> None:
+    script = ScriptDirectory.from_config(alembic_config())
+    head = script.get_current_head()
+    previous = script.get_revision(head).down_revision
+    assert isinstance(previous, str)
+    update = "UPDATE alembic_version SET version_num = :to"
+    async with database.engine.begin() as connection:
+        await connection.execute(text(update), {"to": previous})
+    try:
+        response = await client.get("/readyz")
+    finally:
+        async with database.engine.begin() as connection:
+            await connection.execute(text(update), {"to": head})
+    body = problem(response, 503, "unavailable")
+    assert previous in body["detail"] and head in body["detail"]
+    assert "salesdesk migrate" in body["detail"]
+    assert (await client.get("/readyz")).status_code == 200

@@ -182,8 +182,9 @@ async def test_stale_if_match_is_412(client: httpx.AsyncClient, database: Databa
     stale = {**org.director.headers, "If-Match": '"1"'}
     problem(await client.patch(url, json={"name": "Lost"}, headers=stale), 412, "version_conflict")
     problem(await client.delete(url, headers=stale), 412, "version_conflict")
+    # Not an entity tag at all: a malformed request, not a stale one.
     bogus = {**org.director.headers, "If-Match": "not-a-version"}
-    problem(await client.patch(url, json={"name": "Lost"}, headers=bogus), 412, "version_conflict")
+    problem(await client.patch(url, json={"name": "Lost"}, headers=bogus), 400, "bad_request")
 
     read = await client.get(url, headers=org.director.headers)
     assert read.json()["name"] == "Spare" and read.headers["etag"] == '"2"'

@@ -137,7 +137,8 @@ async def test_opportunities_by_expected_close_date_and_amount(
     org = await make_org(database)
     rep = org.east_rep1
     customer = await make_customer(database, rep)
-    june, july = date(2026, 6, 30), date(2026, 7, 31)
+    # Dates to come: a new opportunity is not expected to close in the past.
+    june, july = date(2099, 6, 30), date(2099, 7, 31)
     by_date, by_amount = [], []
     for close, amount in (
         (july, "500.00"),

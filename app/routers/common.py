@@ -7,15 +7,17 @@ import typing
 import uuid
 from collections.abc import Callable, Coroutine, Iterator, Sequence
 from typing import Annotated, Any
+from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Query, Request, Response, params
 from fastapi.dependencies.models import Dependant
+from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from fastapi.utils import create_model_field
 from pydantic import BaseModel
 from starlette._utils import get_route_path  # what Starlette's own Route.matches uses
 from starlette.routing import Match
-from starlette.types import Scope
+from starlette.types import Receive, Scope, Send
 
 from app.db import READ_METHODS, TransactionRoute
 from app.deps import Caller, if_match
@@ -80,6 +82,36 @@ def _dependencies(dependant: Dependant) -> Iterator[Dependant]:
         yield from _dependencies(sub)
 
 
+def query_names(dependant: Dependant) -> frozenset[str]:
+    """The query parameters an operation declares, its dependencies' included: the names a
+    request may use (by their alias, as the client writes them: ``from``, not ``from_``)."""
+    return frozenset(
+        field.alias for d in (dependant, *_dependencies(dependant)) for field in d.query_params
+    )
+
+
+def refuse_unknown_query(query_string: bytes, allowed: frozenset[str]) -> None:
+    """422 naming every query parameter not in ``allowed``: a mistyped filter
+    (``?overdue=true`` where there is no such filter) would otherwise be ignored and answer
+    the whole list as if it had been applied. Parsed as Starlette parses it."""
+    unknown = [
+        name
+        for name, _ in parse_qsl(query_string.decode("latin-1"), keep_blank_values=True)
+        if name not in allowed
+    ]
+    if unknown:
+        raise RequestValidationError(
+            [
+                {
+                    "type": "extra_forbidden",
+                    "loc": ("query", name),
+                    "msg": "Unknown query parameter: this operation does not take it.",
+                }
+                for name in dict.fromkeys(unknown)
+            ]
+        )
+
+
 def _callers(dependant: Dependant) -> list[Caller]:
     return [d.call for d in _dependencies(dependant) if isinstance(d.call, Caller)]
 
@@ -93,12 +125,14 @@ def _may_refuse(permission: Permission | None) -> bool:
 def error_statuses(route: APIRoute) -> set[int]:
     """The problem statuses an operation can answer, read from what it declares: a caller
     (401; 403 when its permission is not every role's), a path id (404), parameters or a
-    body (422; a JSON body or a cursor may also be malformed, 400), If-Match (412), a write
-    (409: a duplicate, a rule or a constraint), an authenticated POST (Idempotency-Key:
-    400, 409, 413, 422). Every /api/v1 request is rate limited (429) and uses the database
-    (503). What a service's own rules refuse beyond that, its route adds to ``responses``."""
+    body (422; a JSON body or a cursor may also be malformed, 400), If-Match (412; 400 when
+    it is no entity tag), a write (409: a duplicate, a rule or a constraint), an
+    authenticated POST (Idempotency-Key: 400, 409, 413, 422). Every /api/v1 request is rate
+    limited (429), uses the database (503) and may name a query parameter the operation
+    does not take (422, ``refuse_unknown_query``). What a service's own rules refuse beyond
+    that, its route adds to ``responses``."""
     dependant = route.dependant
-    statuses = {429, 503}
+    statuses = {422, 429, 503}
     callers = _callers(dependant)
     if callers:
         statuses.add(401)
@@ -108,16 +142,14 @@ def error_statuses(route: APIRoute) -> set[int]:
         _names_a_record(f.field_info.annotation) for f in dependant.body_params
     ):
         statuses.add(404)
-    if dependant.path_params or dependant.query_params or dependant.header_params:
-        statuses.add(422)
-    if dependant.body_params:
-        statuses.add(422)
-        if not any(isinstance(f.field_info, params.Form) for f in dependant.body_params):
-            statuses.add(400)
+    if dependant.body_params and not any(
+        isinstance(f.field_info, params.Form) for f in dependant.body_params
+    ):
+        statuses.add(400)
     if any(f.name in CURSOR_PARAMETERS for f in dependant.query_params):
         statuses.add(400)
     if any(d.call is if_match for d in _dependencies(dependant)):
-        statuses.add(412)
+        statuses |= {400, 412}
     if route.methods & WRITE_METHODS and callers:
         statuses.add(409)
     if "POST" in route.methods and callers:
@@ -145,12 +177,18 @@ class ApiRoute(TransactionRoute):
     expression: a hundred of them for a route near the end of the list. Comparing the
     prefix first costs a fraction of that and answers the same (FastAPI's included-router
     matching, which rewrites the path it matches, is left to the plain route).
+
+    A query parameter the operation does not declare is a 422 (``refuse_unknown_query``),
+    before anything else runs: the declared names are read once, here, and a request
+    without a query string is not looked at.
     """
 
     def __init__(self, path: str, *args: Any, **kwargs: Any) -> None:
         super().__init__(path, *args, **kwargs)
         self.literal_prefix = path.split("{", 1)[0]
+        self.query_names: frozenset[str] | None = None
         if path.startswith(API_PREFIX):
+            self.query_names = query_names(self.dependant)
             self._document_errors()
             if "POST" in self.methods and _callers(self.dependant):
                 extra = dict(self.openapi_extra or {})
@@ -196,6 +234,16 @@ class ApiRoute(TransactionRoute):
             return response
 
         return conditional_get
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # A method this route does not serve is left to Starlette's 405 (super().handle).
+        if (
+            scope["query_string"]
+            and self.query_names is not None
+            and scope["method"] in self.methods
+        ):
+            refuse_unknown_query(scope["query_string"], self.query_names)
+        await super().handle(scope, receive, send)
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
         if (

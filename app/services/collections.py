@@ -112,6 +112,9 @@ def _refuse_excess(contract: Contract, planned: Decimal) -> None:
         )
 
 
+_FALLS_DUE = "A new installment falls due"
+
+
 async def add_installment(
     session: AsyncSession,
     actor: Actor,
@@ -122,6 +125,7 @@ async def add_installment(
     contract = await get_contract(session, actor, contract_id, for_update=True)
     ensure_version(contract, expected)
     refuse_unless_draft(contract, "installments")
+    await department.refuse_past(session, ["body", "due_date"], data.due_date, _FALLS_DUE)
     plan = await _installments(session, contract)
     _refuse_excess(contract, sum((i.amount for i in plan), ZERO) + data.amount)
     installment = Installment(
@@ -146,6 +150,9 @@ async def replace_installments(
     contract = await get_contract(session, actor, contract_id, for_update=True)
     ensure_version(contract, expected)
     refuse_unless_draft(contract, "installments")
+    for position, item in enumerate(data):
+        loc = ["body", "installments", position, "due_date"]
+        await department.refuse_past(session, loc, item.due_date, _FALLS_DUE)
     _refuse_excess(contract, sum((i.amount for i in data), ZERO))
     for old in await _installments(session, contract):
         await session.delete(old)

@@ -20,10 +20,20 @@ M = TypeVar("M")
 R = TypeVar("R", bound=BaseModel)
 
 
+def contains_literally(column: Any, text: str) -> ColumnElement[bool]:
+    """Whether ``column`` contains ``text`` as written: LIKE's wildcards (% and _) and its
+    escape character in ``text`` match only themselves. Every search goes through here.
+
+    The escape character is "/" (``autoescape``: each of them in ``text`` is prefixed with
+    it, and the LIKE says ``ESCAPE '/'``), which PostgreSQL and SQLite read alike; a
+    backslash, PostgreSQL's default escape, is then an ordinary character on both."""
+    return column.contains(text, autoescape=True)
+
+
 def matches_text(q: str, *columns: Any) -> ColumnElement[bool]:
-    """Case-insensitive "contains" over any of ``columns``; % and _ in ``q`` are literal."""
+    """Case-insensitive "contains" over any of ``columns``, literally (``contains_literally``)."""
     needle = q.lower()
-    return or_(*(func.lower(column).contains(needle, autoescape=True) for column in columns))
+    return or_(*(contains_literally(func.lower(column), needle) for column in columns))
 
 
 def ensure_version(obj: Any, expected: int | None) -> None:

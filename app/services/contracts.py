@@ -30,7 +30,13 @@ from app.models.types import utcnow
 from app.pagination import paginate
 from app.permissions import Actor
 from app.services import department, names
-from app.services.common import apply_changes, ensure_version, get_in_scope, in_scope
+from app.services.common import (
+    apply_changes,
+    contains_literally,
+    ensure_version,
+    get_in_scope,
+    in_scope,
+)
 from app.services.opportunities import accepted_quote
 
 CONTRACT_SORTS = {
@@ -178,7 +184,7 @@ async def list_contracts(
         overdue = overdue_review(utcnow())
         stmt = stmt.where(overdue if review_overdue else ~overdue)
     if q:
-        stmt = stmt.where(func.upper(Contract.number).contains(q.upper(), autoescape=True))
+        stmt = stmt.where(contains_literally(func.upper(Contract.number), q.upper()))
     rows, next_cursor = await paginate(
         session,
         stmt,
@@ -226,6 +232,9 @@ async def create_contract(session: AsyncSession, actor: Actor, data: ContractCre
     quote = await accepted_quote(session, opp)
     if quote is None:
         raise Conflict("The opportunity has no accepted quote.", reason="quote_accepted")
+    await department.refuse_past(
+        session, ["body", "delivery_date"], data.delivery_date, "A new contract delivers"
+    )
     settings = await department.load(session)
     sent = data.model_dump(exclude_unset=True)
     contract = Contract(

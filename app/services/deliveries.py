@@ -83,6 +83,9 @@ async def create_delivery(
 ) -> Delivery:
     contract = await get_contract(session, actor, contract_id, for_update=True)
     _refuse_if_closed(contract)
+    await department.refuse_past(
+        session, ["body", "planned_date"], data.planned_date, "A new delivery is planned for"
+    )
     delivery = Delivery(contract_id=contract.id, **data.model_dump())
     session.add(delivery)
     await session.flush()

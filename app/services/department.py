@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime, time
 from decimal import Decimal
 from typing import Annotated, Any
@@ -390,3 +390,17 @@ def today(settings: DepartmentSettings | None = None) -> date:
     """The date now in the department's time zone (validity dates are local dates)."""
     zone = settings.business_hours.time_zone if settings else get_settings().time_zone
     return datetime.now(ZoneInfo(zone)).date()
+
+
+async def refuse_past(
+    session: AsyncSession, loc: Sequence[str | int], value: date | None, what: str
+) -> None:
+    """422 on ``loc`` when ``value`` is before today in the department's time zone: a date
+    a record plans (a close, a delivery, an installment, a validity) is today or later.
+    ``what`` begins the message: "A delivery is planned for" → "… today (2026-12-08) or
+    later"."""
+    if value is None:
+        return
+    now = today(await load(session))
+    if value < now:
+        raise ValidationFailed(list(loc), f"{what} today ({now}) or later, not {value}.")

@@ -59,6 +59,11 @@ def _check(follow_up: FollowUp) -> None:
             )
     if follow_up.satisfaction is not None and follow_up.kind != FollowUpKind.RETURN_VISIT:
         raise ValidationFailed(["body", "satisfaction"], "Only return visits carry a satisfaction.")
+    # A score is the customer's answer at the visit: a visit still planned has none yet.
+    if follow_up.satisfaction is not None and follow_up.status == FollowUpStatus.PLANNED:
+        raise ValidationFailed(
+            ["body", "satisfaction"], "A planned return visit has no satisfaction until it is done."
+        )
 
 
 def new_follow_up(customer: Customer, **fields: Any) -> FollowUp:

@@ -28,7 +28,7 @@ from app.models.quotes import Quote, QuoteStatus
 from app.models.types import utcnow
 from app.pagination import paginate
 from app.permissions import Actor
-from app.services import names
+from app.services import department, names
 from app.services.common import (
     apply_changes,
     ensure_version,
@@ -232,6 +232,12 @@ async def create_opportunity(
     session: AsyncSession, actor: Actor, data: OpportunityCreate
 ) -> Opportunity:
     customer = await get_customer(session, actor, data.customer_id)
+    await department.refuse_past(
+        session,
+        ["body", "expected_close_date"],
+        data.expected_close_date,
+        "A new opportunity is expected to close",
+    )
     opp = Opportunity(
         **data.model_dump(exclude={"customer_id"}),
         customer_id=customer.id,

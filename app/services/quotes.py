@@ -141,11 +141,9 @@ async def still_valid(session: AsyncSession, quote: Quote, _: Mapping[str, Any])
 
 
 async def _refuse_past_validity(session: AsyncSession, valid_until: date | None) -> None:
-    today = department.today(await department.load(session))
-    if valid_until is not None and valid_until < today:
-        raise ValidationFailed(
-            ["body", "valid_until"], f"A quote is valid until today ({today}) or later."
-        )
+    await department.refuse_past(
+        session, ["body", "valid_until"], valid_until, "A quote is valid until"
+    )
 
 
 async def only_accepted_quote(

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import Float, and_, case, cast, func, literal, null, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.errors import NotFound
 from app.models.people import Region, Role, User
 from app.models.performance import Metric, TargetScope
 from app.models.pipeline import FUNNEL_STAGES, OPEN_STAGES, Opportunity, Stage
@@ -44,8 +45,11 @@ class Leaderboard(BaseModel):
 async def leaderboard(
     session: AsyncSession, period: Period, region_id: uuid.UUID | None
 ) -> Leaderboard:
-    """Reps of a region, or (without ``region_id``) the regions, best KPI score first."""
+    """Reps of a region, or (without ``region_id``) the regions, best KPI score first; 404
+    for a region that does not exist (an empty board would pass for one without reps)."""
     if region_id is not None:
+        if await session.scalar(select(Region.id).where(Region.id == region_id)) is None:
+            raise NotFound(f"No region with id {region_id}.")
         rows = (
             await session.execute(
                 select(User.id, User.full_name).where(

@@ -128,7 +128,20 @@ def _may_set(actor: Actor, scope: str, region_id: uuid.UUID | None) -> None:
     )
 
 
+# Metrics that count things: their targets are whole numbers (2.5 new customers is no goal).
+_COUNT_METRICS = frozenset({Metric.NEW_CUSTOMERS})
+
+
+def _check_value(metric: str, value: Decimal) -> None:
+    """422 on ``value`` when ``metric`` counts things and ``value`` is not a whole number."""
+    if metric in _COUNT_METRICS and value != value.to_integral_value():
+        raise ValidationFailed(
+            ["body", "value"], f"A {metric} target is a whole number ({value} is not)."
+        )
+
+
 async def create_target(session: AsyncSession, actor: Actor, data: TargetCreate) -> Target:
+    _check_value(data.metric, data.value)
     region_id = await _region_of_scope(session, data)
     _may_set(actor, data.scope, region_id)
     scope_match = (
@@ -167,6 +180,7 @@ async def update_target(
     target = await get_target(session, actor, target_id)
     ensure_version(target, expected)
     _may_set(actor, target.scope, target.region_id)
+    _check_value(target.metric, value)
     target.value = value
     await session.flush()
     events.record(session, "target.set", target, await to_read(session, target))
