@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 
 from app.config import Settings, get_settings
 from app.db import Database
@@ -39,52 +40,37 @@ def _log_failure(task: str, exc: Exception) -> None:
         logger.exception("%s failed", task, exc_info=exc)
 
 
-async def _housekeeping(database: Database, stop: asyncio.Event) -> None:
+Job = Callable[[Database], Awaitable[int]]
+
+
+async def _every(
+    seconds: float, task: str, done: str, job: Job, database: Database, stop: asyncio.Event
+) -> None:
+    """Run ``job`` now and then every ``seconds`` until ``stop``; log ``done`` (a format
+    with the count the job returns) when it did something. A failure is logged and the next
+    round runs as planned, so the worker lives through a database outage."""
     while not stop.is_set():
         try:
-            purged = await purge_expired(database)
-            if purged:
-                logger.info("purged %d expired idempotency keys", purged)
-        except Exception as exc:  # keep the worker alive through a database outage
-            _log_failure("housekeeping", exc)
+            count = await job(database)
+            if count:
+                logger.info(done, count)
+        except Exception as exc:
+            _log_failure(task, exc)
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), HOUSEKEEPING_SECONDS)
+            await asyncio.wait_for(stop.wait(), seconds)
 
 
-async def _complaint_sweeps(database: Database, stop: asyncio.Event) -> None:
-    # Breaches are also escalated when a complaint is read or changed; this catches the ones
-    # nobody touches. Any number of workers may sweep at once: each breach escalates once.
-    while not stop.is_set():
-        try:
-            escalated = await complaint_sla.sweep(database)
-            if escalated:
-                logger.info("escalated %d breached complaints", escalated)
-        except Exception as exc:  # keep the worker alive through a database outage
-            _log_failure("complaint sweep", exc)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), COMPLAINT_SWEEP_SECONDS)
+async def flag_overdue_reviews(database: Database) -> int:
+    # Reviews past their due time raise contract.review_overdue once per review step,
+    # however many workers sweep.
+    async with database.session() as session, session.begin():
+        return await contract_workflow.flag_overdue_reviews(session)
 
 
-async def _contract_review_sweeps(database: Database, stop: asyncio.Event) -> None:
-    # Reviews past their due time raise contract.review_overdue once per review step, and
-    # installments that fell overdue installment.overdue once each, however many workers sweep.
-    while not stop.is_set():
-        try:
-            async with database.session() as session, session.begin():
-                flagged = await contract_workflow.flag_overdue_reviews(session)
-            if flagged:
-                logger.info("flagged %d overdue contract reviews", flagged)
-        except Exception as exc:  # keep the worker alive through a database outage
-            _log_failure("contract review sweep", exc)
-        try:
-            async with database.session() as session, session.begin():
-                reported = await collections.flag_overdue_installments(session)
-            if reported:
-                logger.info("reported %d overdue installments for collection", reported)
-        except Exception as exc:  # keep the worker alive through a database outage
-            _log_failure("overdue installment sweep", exc)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), CONTRACT_REVIEW_SWEEP_SECONDS)
+async def flag_overdue_installments(database: Database) -> int:
+    # Installments that fell overdue raise installment.overdue once each.
+    async with database.session() as session, session.begin():
+        return await collections.flag_overdue_installments(session)
 
 
 async def expire_quotes(database: Database, batch_size: int = quotes.EXPIRY_BATCH) -> int:
@@ -97,18 +83,6 @@ async def expire_quotes(database: Database, batch_size: int = quotes.EXPIRY_BATC
         if expired < batch_size:
             break
     return total
-
-
-async def _quote_expiries(database: Database, stop: asyncio.Event) -> None:
-    while not stop.is_set():
-        try:
-            expired = await expire_quotes(database)
-            if expired:
-                logger.info("expired %d quotes past their validity", expired)
-        except Exception as exc:  # keep the worker alive through a database outage
-            _log_failure("quote expiry", exc)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), QUOTE_EXPIRY_SECONDS)
 
 
 async def reclassify_aged_customers(
@@ -129,16 +103,43 @@ async def reclassify_aged_customers(
     return changed
 
 
-async def _classification_ageing(database: Database, stop: asyncio.Event) -> None:
-    while not stop.is_set():
-        try:
-            changed = await reclassify_aged_customers(database)
-            if changed:
-                logger.info("reclassified %d customers whose revenue aged", changed)
-        except Exception as exc:  # keep the worker alive through a database outage
-            _log_failure("classification ageing", exc)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), CLASSIFICATION_AGEING_SECONDS)
+# Each periodic job: how often, its name in the log, what its count means, the job. Any
+# number of workers may run them at once: each job's marks make its work happen once.
+# (Breaches are also escalated when a complaint is read or changed; the sweep catches the
+# ones nobody touches.)
+JOBS: list[tuple[float, str, str, Job]] = [
+    (HOUSEKEEPING_SECONDS, "housekeeping", "purged %d expired idempotency keys", purge_expired),
+    (
+        COMPLAINT_SWEEP_SECONDS,
+        "complaint sweep",
+        "escalated %d breached complaints",
+        complaint_sla.sweep,
+    ),
+    (
+        CONTRACT_REVIEW_SWEEP_SECONDS,
+        "contract review sweep",
+        "flagged %d overdue contract reviews",
+        flag_overdue_reviews,
+    ),
+    (
+        CONTRACT_REVIEW_SWEEP_SECONDS,
+        "overdue installment sweep",
+        "reported %d overdue installments for collection",
+        flag_overdue_installments,
+    ),
+    (
+        QUOTE_EXPIRY_SECONDS,
+        "quote expiry",
+        "expired %d quotes past their validity",
+        expire_quotes,
+    ),
+    (
+        CLASSIFICATION_AGEING_SECONDS,
+        "classification ageing",
+        "reclassified %d customers whose revenue aged",
+        reclassify_aged_customers,
+    ),
+]
 
 
 async def run_forever(
@@ -148,10 +149,6 @@ async def run_forever(
     settings = settings or get_settings()
     stop = stop or asyncio.Event()
     await asyncio.gather(
-        _housekeeping(database, stop),
-        _complaint_sweeps(database, stop),
-        _contract_review_sweeps(database, stop),
-        _quote_expiries(database, stop),
-        _classification_ageing(database, stop),
+        *(_every(*job, database, stop) for job in JOBS),
         run_deliveries(database, settings, stop),
     )
