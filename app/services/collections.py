@@ -337,9 +337,8 @@ async def flag_overdue_installments(session: AsyncSession, now: datetime | None 
         )
         .order_by(Installment.due_date, Installment.id)
         .limit(OVERDUE_BATCH)
+        .with_for_update(skip_locked=True, of=Installment)  # SQLite renders no FOR UPDATE
     )
-    if session.get_bind().dialect.name == "postgresql":
-        stmt = stmt.with_for_update(skip_locked=True, of=Installment)
     reported = 0
     for installment, contract in (await session.execute(stmt)).all():
         marked: Any = await session.execute(

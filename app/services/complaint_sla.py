@@ -215,9 +215,8 @@ async def sweep(database: Database, batch_size: int = SWEEP_BATCH) -> int:
                 .where(Complaint.breached_at.is_(None), late_clause(now))
                 .order_by(Complaint.acknowledge_due_at, Complaint.id)
                 .limit(batch_size)
+                .with_for_update(skip_locked=True)  # SQLite renders no FOR UPDATE
             )
-            if not database.is_sqlite:
-                stmt = stmt.with_for_update(skip_locked=True)
             batch = (await session.scalars(stmt)).all()
             for complaint in batch:
                 total += await escalate(session, complaint, now)

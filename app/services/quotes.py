@@ -335,9 +335,8 @@ async def expire_overdue(session: AsyncSession, batch_size: int = EXPIRY_BATCH) 
         .where(Quote.status == QuoteStatus.SENT, Quote.valid_until < today)
         .order_by(Quote.valid_until, Quote.id)
         .limit(batch_size)
+        .with_for_update(skip_locked=True)  # SQLite renders no FOR UPDATE
     )
-    if session.get_bind().dialect.name == "postgresql":
-        stmt = stmt.with_for_update(skip_locked=True)
     quotes = (await session.scalars(stmt)).all()
     for quote in quotes:
         note = f"Valid until {quote.valid_until}."
